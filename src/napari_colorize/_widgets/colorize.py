@@ -1,0 +1,191 @@
+"""The Colorize dock widget: image, hint points, model, temperature; runs in a thread worker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import logging
+import time
+
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, Label, ProgressBar, PushButton
+
+from .._jobs import colorize_job
+from .._layers import hints_from_points, image_data, publish
+from ..core.errors import ColorizeError
+from ..core.inference import validate_image
+from ..core.modelfile import available_models, load, on_models_changed
+
+if TYPE_CHECKING:
+    import napari
+
+log = logging.getLogger(__name__)
+
+
+def _layers_of(viewer, kind, optional=False):
+    def choices(_widget=None):
+        found = [(layer.name, layer) for layer in viewer.layers if isinstance(layer, kind)]
+        return ([("(none)", None)] if optional else []) + found
+
+    return choices
+
+
+class ColorizeWidget(Container):
+    """Colorize an image layer, steered by a Points layer whose face colors are hints.
+
+    The result goes to a new RGB layer ``<input> colorized`` with the input's scale and
+    translate; running again updates it. The input layer is never modified.
+    """
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+        viewer = napari_viewer
+        from napari.layers import Image, Points
+        from superqt.utils import qdebounced
+
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.image = ComboBox(label="Image", choices=_layers_of(viewer, Image), nullable=True)
+        self.hints = ComboBox(label="Hint points", choices=_layers_of(viewer, Points, optional=True),
+                              nullable=True, tooltip="Points layer; each point's face color is a hint")
+        self.model = ComboBox(label="Model", choices=lambda _w=None: list(available_models()) or ["default"])
+        self.temperature = FloatSlider(label="Temperature", min=0.05, max=1.0, step=0.01, value=0.4,
+                                       tooltip="Lower: more vivid colors; 1: the safe average")
+        self.auto = CheckBox(text="Auto-update when hints change", value=False)
+        self.run_btn = PushButton(text="Colorize")
+        self.stop_btn = PushButton(text="Stop", enabled=False)
+        self.progress = ProgressBar(label="Progress", min=0, max=1, value=0)
+        self.status = Label(value="")
+        self.status.native.setWordWrap(True)
+        self.extend([self.image, self.hints, self.model, self.temperature, self.auto,
+                     Container(widgets=[self.run_btn, self.stop_btn], layout="horizontal", labels=False),
+                     self.progress])
+        self.append(Container(widgets=[self.status], labels=False))
+
+        self._worker = None
+        self._pending = False
+        self._outputs: dict = {}
+        self._watched = None
+        self.run_btn.changed.connect(self.run)
+        self.stop_btn.changed.connect(self.stop)
+        self.model.changed.connect(self._on_model)
+        self.hints.changed.connect(self._watch_hints)
+        self.auto.changed.connect(self._watch_hints)
+        self._debounced = qdebounced(self._on_hints_changed, timeout=400)
+        for ev in (viewer.layers.events.inserted, viewer.layers.events.removed,
+                   viewer.layers.events.moved):
+            ev.connect(self.reset_choices)
+        on_models_changed(self._refresh_models)
+        self.reset_choices()
+        self._on_model()
+
+    # -- model list ------------------------------------------------------------------------------
+    def _refresh_models(self):
+        current = self.model.value
+        self.model.reset_choices()
+        if current in self.model.choices:
+            self.model.value = current
+
+    def _on_model(self, *_):
+        try:
+            self.temperature.value = load(self.model.value).temperature
+        except ColorizeError as exc:
+            self._error(str(exc))
+
+    # -- auto-update -----------------------------------------------------------------------------
+    def _watch_hints(self, *_):
+        if self._watched is not None:
+            for name in ("data", "face_color"):
+                getattr(self._watched.events, name).disconnect(self._debounced)
+            self._watched = None
+        layer = self.hints.value
+        if self.auto.value and layer is not None:
+            for name in ("data", "face_color"):
+                getattr(layer.events, name).connect(self._debounced)
+            self._watched = layer
+
+    def _on_hints_changed(self, *_):
+        if not self.auto.value or self.image.value is None:
+            return
+        if self._worker is not None:
+            self._pending = True  # re-run once the current job ends
+            return
+        self.run()
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self, *_):
+        """Start colorizing the chosen image layer in a thread worker."""
+        from napari.qt.threading import create_worker
+
+        if self._worker is not None:
+            return
+        source = self.image.value
+        if source is None:
+            self._error("Choose an image layer to colorize.")
+            return
+        try:
+            data, rgb = image_data(source)
+            if rgb and data.shape[-1] == 4:
+                data = data[..., :3]
+                self._info(f"'{source.name}' is RGBA: its alpha channel is ignored.")
+            validate_image(data, rgb)
+            points, colors = hints_from_points(self.hints.value, source)
+            model = load(self.model.value)
+        except ColorizeError as exc:
+            self._error(str(exc))
+            return
+        self._started = time.perf_counter()
+        worker = create_worker(colorize_job, data, rgb=rgb, points=points, colors=colors, model=model,
+                               temperature=self.temperature.value, _start_thread=False)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda result, src=source: self._on_result(src, result))
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self.run_btn.enabled = False
+        self.stop_btn.enabled = True
+        self.status.value = f"colorizing '{source.name}'..."
+        worker.start()
+
+    def stop(self, *_):
+        """Ask the running job to stop after the current plane."""
+        if self._worker is not None:
+            self._worker.quit()
+            self._pending = False
+            self.status.value = "stopping..."
+
+    def _on_progress(self, p: dict):
+        self.progress.max = max(1, p["total"])
+        self.progress.value = p["done"]
+
+    def _on_result(self, source, result):
+        if result is None:
+            return
+        publish(self._viewer, source, result, "colorized", self._outputs, rgb=True)
+        self.status.value = f"colorized '{source.name}' in {time.perf_counter() - self._started:.2f} s"
+
+    def _on_error(self, exc: Exception):
+        if isinstance(exc, ColorizeError):
+            self._error(str(exc))
+        else:
+            log.exception("colorize failed", exc_info=exc)
+            self._error(f"Colorizing failed: {type(exc).__name__}: {exc}")
+
+    def _on_finished(self):
+        if self.status.value == "stopping...":
+            self.status.value = "stopped"
+        self._worker = None
+        self.run_btn.enabled = True
+        self.stop_btn.enabled = False
+        if self._pending:
+            self._pending = False
+            self.run()
+
+    def _error(self, msg: str):
+        from napari.utils.notifications import show_error
+
+        self.status.value = msg
+        show_error(msg)
+
+    def _info(self, msg: str):
+        from napari.utils.notifications import show_info
+
+        show_info(msg)

@@ -1,0 +1,194 @@
+"""Command line: ``napari-colorize colorize | evaluate | train``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .core.errors import ColorizeError
+
+
+def _progress(total: int | None, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True)
+
+
+# -- colorize -------------------------------------------------------------------------------
+def _cmd_colorize(args) -> int:
+    from .io import colorize_files
+
+    colorize_files(
+        args.inputs, args.output, model=args.model, temperature=args.temperature,
+        overwrite=args.overwrite, progress=_progress,
+    )
+    return 0
+
+
+# -- evaluate -------------------------------------------------------------------------------
+def _cmd_evaluate(args) -> int:
+    import itertools
+
+    from .core.data import iter_images
+    from .core.evaluate import evaluate
+    from .core.modelfile import load
+
+    model = load(args.model)
+    images = (rgb for _, rgb in iter_images(args.data))
+    if args.limit:
+        images = itertools.islice(images, args.limit)
+    with _progress(args.limit, "evaluate") as bar:
+        res = evaluate(model, images, n_hints=args.hints, temperature=args.temperature,
+                       seed=args.seed, progress=bar.update)
+    res["model"] = model.name
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(f"model {model.name}: {res['n_images']} images, {args.hints} hints, T={res['temperature']}")
+    print(f"{'metric':<14}{'model':>10}{'gray':>10}")
+    for key in ("psnr", "ssim", "ciede2000"):
+        print(f"{key:<14}{res[key]:>10.3f}{res[key + '_gray']:>10.3f}")
+    print(f"{'colorfulness':<14}{res['colorfulness']:>10.2f}{0.0:>10.2f}   (ground truth {res['colorfulness_gt']:.2f}, "
+          f"ratio {res['colorfulness_ratio']:.2f})")
+    return 0
+
+
+# -- train ----------------------------------------------------------------------------------
+def _cmd_train(args) -> int:
+    import itertools
+
+    import numpy as np
+    import torch
+
+    from .core.data import iter_images, load_array
+    from .core.evaluate import evaluate
+    from .core.modelfile import load
+    from .core.training import Trainer, TrainConfig, default_threads, new_model
+
+    torch.set_num_threads(args.threads or default_threads())
+    cache = Path(args.cache_dir) if args.cache_dir else None
+    t0 = time.time()
+    images = load_array([Path(p) for p in args.data], size=args.size, cache_dir=cache)
+    print(f"training images: {len(images)} (gray and sepia ones dropped), read in {time.time() - t0:.0f}s",
+          file=sys.stderr)
+    val = None
+    if args.val:
+        val = np.stack([rgb for _, rgb in itertools.islice(iter_images(args.val), args.val_count)])
+    if args.base:
+        import copy
+
+        model = copy.deepcopy(load(args.base))
+    else:
+        model = new_model(images, width=args.width, lam=args.rebalance_lambda, seed=args.seed)
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      width=model.config["width"], crop=min(args.size, args.crop),
+                      val_every=args.val_every, decoder_only=args.decoder_only)
+
+    def validate(m):
+        out = {}
+        for n in (0, 10):
+            r = evaluate(m, val, n_hints=n, full=False, seed=args.seed)
+            out[f"val_psnr_h{n}"] = r["psnr"]
+            out[f"val_psnr_gray"] = r["psnr_gray"]
+            out[f"val_colorfulness_ratio_h{n}"] = r["colorfulness_ratio"]
+        return out
+
+    trainer = Trainer(model, images, cfg, checkpoint_dir=args.checkpoint_dir,
+                      validate=validate if val is not None else None)
+    if args.resume and trainer.load_checkpoint():
+        print(f"resumed at step {trainer.step}", file=sys.stderr)
+    bar = _progress(cfg.steps, "train")
+    bar.unit = "step"
+    bar.update(trainer.step)
+
+    def cb(info):
+        bar.update(1)
+        bar.set_postfix(loss=f"{info.loss:.3f}", lr=f"{info.lr:.1e}")
+        if info.val:
+            bar.write(json.dumps({"step": info.step, **info.val}))
+
+    t_start = time.time()
+    trainer.run(callback=cb)
+    bar.close()
+    model.card.update({
+        "architecture": f"ColorNet U-Net, width {model.config['width']}, {model.n_parameters()} parameters, "
+                        f"{model.bins.shape[0]} ab bins, input (L, hint a, hint b, hint mask)",
+        "training": {
+            "command": "napari-colorize " + " ".join(sys.argv[1:]) if sys.argv else "",
+            "data": [str(p) for p in args.data], "n_images": int(len(images)),
+            "steps": trainer.step, "seed": args.seed, "batch_size": cfg.batch_size, "lr": cfg.lr,
+            "base": args.base, "rebalance_lambda": args.rebalance_lambda, "seconds_this_run": round(time.time() - t_start),
+            "torch": torch.__version__,
+        },
+        "history": trainer.history,
+    })
+    path = model.save(args.out)
+    print(f"saved {path}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="napari-colorize", description="Colorize grayscale images with a CNN.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("colorize", help="colorize image files or folders")
+    c.add_argument("inputs", nargs="+", help="image files (PNG, TIFF, JPEG) or folders")
+    c.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
+    c.add_argument("--model", default=None, help="model name or path (default: bundled)")
+    c.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature")
+    c.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    c.set_defaults(func=_cmd_colorize)
+
+    e = sub.add_parser("evaluate", help="metrics of a model on a folder or tar of color photos")
+    e.add_argument("--data", required=True, help="folder or tar of color photos")
+    e.add_argument("--hints", type=int, default=0, help="ground-truth point hints per image")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.add_argument("--model", default=None)
+    e.add_argument("--temperature", type=float, default=None)
+    e.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(func=_cmd_evaluate)
+
+    t = sub.add_parser("train", help="train a model from scratch or from --base")
+    t.add_argument("--data", nargs="+", required=True, help="folders or tars of color photos")
+    t.add_argument("--val", default=None, help="folder or tar for validation")
+    t.add_argument("--val-count", type=int, default=300)
+    t.add_argument("--out", required=True, help="output model path (without suffix)")
+    t.add_argument("--base", default=None, help="start from this model")
+    t.add_argument("--steps", type=int, default=6000)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--width", type=int, default=24)
+    t.add_argument("--rebalance-lambda", type=float, default=0.75,
+                   help="class rebalancing: 1 is none, 0.5 as in Zhang et al. 2016")
+    t.add_argument("--size", type=int, default=64, help="images are center-cropped and resized to this")
+    t.add_argument("--crop", type=int, default=64)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--val-every", type=int, default=1000)
+    t.add_argument("--decoder-only", action="store_true")
+    t.add_argument("--checkpoint-dir", default=None)
+    t.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+    t.add_argument("--cache-dir", default=None, help="cache decoded images here")
+    t.add_argument("--threads", type=int, default=None)
+    t.set_defaults(func=_cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; user errors print one line and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ColorizeError as exc:
+        print(f"napari-colorize: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("napari-colorize: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""napari-free core of napari-colorize: color, model, inference, hints, training, metrics."""

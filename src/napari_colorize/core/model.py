@@ -1,0 +1,124 @@
+"""The colorization network and its ab-distribution head.
+
+A compact U-Net takes L, hint a, hint b and the hint mask (Zhang et al. 2017) at a working
+resolution and predicts, at half that resolution, a distribution over quantized in-gamut ab bins
+(Zhang et al. 2016). Chroma is decoded with an annealed mean whose temperature the user sets.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+L_SCALE = 100.0
+AB_SCALE = 110.0
+
+
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ColorNet(nn.Module):
+    """U-Net from (L, hint a, hint b, hint mask) to ab-bin logits at half resolution.
+
+    Parameters
+    ----------
+    n_bins : int
+        Number of quantized ab bins of the output distribution.
+    width : int
+        Channels of the first stage; stages double it down to 1/8 resolution.
+    """
+
+    def __init__(self, n_bins: int, width: int = 16):
+        super().__init__()
+        w = width
+        self.enc1 = nn.Sequential(_conv(4, w), _conv(w, w))
+        self.enc2 = nn.Sequential(_conv(w, 2 * w, stride=2), _conv(2 * w, 2 * w))
+        self.enc3 = nn.Sequential(_conv(2 * w, 4 * w, stride=2), _conv(4 * w, 4 * w))
+        self.enc4 = nn.Sequential(
+            _conv(4 * w, 8 * w, stride=2),
+            _conv(8 * w, 8 * w, dilation=2),
+            _conv(8 * w, 8 * w, dilation=2),
+            _conv(8 * w, 8 * w),
+        )
+        self.dec3 = nn.Sequential(_conv(12 * w, 4 * w), _conv(4 * w, 4 * w))
+        self.dec2 = nn.Sequential(_conv(6 * w, 2 * w), _conv(2 * w, 2 * w))
+        self.head = nn.Conv2d(2 * w, n_bins, 1)
+        self.stages = {
+            "enc1": self.enc1,
+            "enc2": self.enc2,
+            "enc3": self.enc3,
+            "enc4": self.enc4,
+            "dec3": self.dec3,
+            "dec2": self.dec2,
+        }
+
+    def forward(self, x: torch.Tensor, capture: str | None = None):
+        """Logits (B, Q, H/2, W/2) for input (B, 4, H, W); H and W must be multiples of 8.
+
+        With ``capture`` naming a stage, returns ``(logits, feature_map_of_that_stage)``.
+        """
+        e1 = self.enc1(x)
+        e2 = self.enc2(e1)
+        e3 = self.enc3(e2)
+        e4 = self.enc4(e3)
+        d3 = self.dec3(torch.cat([F.interpolate(e4, size=e3.shape[-2:], mode="nearest"), e3], 1))
+        d2 = self.dec2(torch.cat([F.interpolate(d3, size=e2.shape[-2:], mode="nearest"), e2], 1))
+        logits = self.head(d2)
+        if capture is None:
+            return logits
+        feats = {"enc1": e1, "enc2": e2, "enc3": e3, "enc4": e4, "dec3": d3, "dec2": d2}
+        return logits, feats[capture]
+
+
+def annealed_mean(logits: torch.Tensor, bins: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Decode logits (B, Q, h, w) to ab (B, 2, h, w) with an annealed mean.
+
+    ``temperature`` 1 gives the distribution's mean (safe, desaturated); toward 0 it approaches the
+    mode (vivid, riskier).
+    """
+    t = max(float(temperature), 1e-3)
+    p = torch.softmax(logits / t, dim=1)
+    return torch.einsum("bqhw,qc->bchw", p, bins)
+
+
+def soft_encode(ab: torch.Tensor, bins: torch.Tensor, k: int = 5, sigma: float = 5.0):
+    """Soft-encode ab targets (B, 2, h, w) on the ``k`` nearest bins with Gaussian weights.
+
+    Returns
+    -------
+    idx : LongTensor (B, k, h, w)
+        The nearest bins, nearest first.
+    weight : Tensor (B, k, h, w)
+        Their weights, summing to 1 over ``k``.
+    """
+    b, _, h, w = ab.shape
+    flat = ab.permute(0, 2, 3, 1).reshape(-1, 2)
+    d2 = torch.cdist(flat, bins).pow_(2)
+    dist, idx = torch.topk(d2, k, dim=1, largest=False)
+    wgt = torch.softmax(-dist / (2 * sigma**2), dim=1)
+    idx = idx.reshape(b, h, w, k).permute(0, 3, 1, 2)
+    wgt = wgt.reshape(b, h, w, k).permute(0, 3, 1, 2)
+    return idx, wgt
+
+
+def rebalance_weights(prior: torch.Tensor, lam: float = 0.5) -> torch.Tensor:
+    """Class-rebalancing weights from an empirical bin prior (Zhang et al. 2016, eq. 4).
+
+    ``w ~ 1 / ((1 - lam) * p + lam / Q)``, normalised so that ``sum(p * w) == 1``. The prior is
+    accumulated from soft-encoded targets, which already smooths it as the paper's Gaussian does.
+    """
+    q = prior.numel()
+    p = prior / prior.sum()
+    w = 1.0 / ((1 - lam) * p + lam / q)
+    return w / (p * w).sum()
+
+
+def encode_input(l_chan: torch.Tensor, hint_ab: torch.Tensor, hint_mask: torch.Tensor) -> torch.Tensor:
+    """Stack network input from L (B,1,H,W) in [0,100], hint ab (B,2,H,W), mask (B,1,H,W)."""
+    return torch.cat([l_chan / L_SCALE - 0.5, hint_ab / AB_SCALE * hint_mask, hint_mask], dim=1)

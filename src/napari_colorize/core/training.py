@@ -1,0 +1,260 @@
+"""Training and validating the colorizer, from scratch or from a base model.
+
+Every step draws its batch, flips and hints from ``default_rng([seed, step])``, so a run resumed
+from a checkpoint takes the same path as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .color import ab_bins, rgb_to_lab_t
+from .hints import simulate_hints
+from .model import encode_input, rebalance_weights, soft_encode
+from .modelfile import Colorizer, _atomic
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run."""
+
+    steps: int = 6000
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup: int = 200
+    seed: int = 0
+    width: int = 24
+    crop: int = 64
+    rebalance_lambda: float = 0.5
+    val_every: int = 1000
+    checkpoint_every: int = 250
+    decoder_only: bool = False
+    seconds: float | None = None
+
+
+@dataclass
+class StepInfo:
+    """What a callback sees after each step."""
+
+    step: int
+    total: int
+    loss: float
+    lr: float
+    elapsed: float
+    val: dict = field(default_factory=dict)
+
+
+def lab_batch(rgb_u8: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 RGB (B, H, W, 3) to L (B, 1, H, W) and ab (B, 2, H, W)."""
+    t = torch.from_numpy(rgb_u8).permute(0, 3, 1, 2).float().div_(255.0)
+    lab = rgb_to_lab_t(t)
+    return lab[:, :1], lab[:, 1:]
+
+
+def estimate_prior(images: np.ndarray, bins: torch.Tensor, n: int = 4000, seed: int = 0) -> torch.Tensor:
+    """Empirical distribution of soft-encoded ab over (a sample of) the training images."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(images), size=min(n, len(images)), replace=False)
+    counts = torch.zeros(bins.shape[0])
+    for i in range(0, len(idx), 256):
+        _, ab = lab_batch(images[np.sort(idx[i : i + 256])])
+        ab = torch.nn.functional.avg_pool2d(ab, 2)
+        k, w = soft_encode(ab, bins)
+        counts.index_add_(0, k.reshape(-1), w.reshape(-1))
+    return counts / counts.sum()
+
+
+def random_crops(images, n: int, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` random crops (n, crop, crop, 3) with random horizontal flips from a list of arrays.
+
+    ``images`` is a uint8 array (N, H, W, 3) or a list of (H, W, 3) arrays of any sizes (numpy or
+    dask); only the crops are read, so big or lazy images are never copied whole.
+    """
+    out = np.empty((n, crop, crop, 3), np.uint8)
+    picks = rng.integers(0, len(images), n)
+    for j, i in enumerate(picks):
+        img = images[i]
+        h, w = img.shape[:2]
+        y = int(rng.integers(0, h - crop + 1))
+        x = int(rng.integers(0, w - crop + 1))
+        patch = np.asarray(img[y : y + crop, x : x + crop])
+        out[j] = patch[:, ::-1] if rng.random() < 0.5 else patch
+    return out
+
+
+def loss_fn(model: Colorizer, rgb_u8: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    """Rebalanced soft-encoded cross entropy of one batch with simulated hints."""
+    l_chan, ab = lab_batch(rgb_u8)
+    hint_ab, mask = simulate_hints(ab, rng)
+    logits = model.net(encode_input(l_chan, hint_ab, mask))
+    target = torch.nn.functional.avg_pool2d(ab, 2)
+    idx, wgt = soft_encode(target, model.bins)
+    logp = torch.log_softmax(logits, dim=1)
+    nll = -(logp.gather(1, idx) * wgt).sum(1)
+    return (nll * model.rebalance[idx[:, 0]]).mean()
+
+
+def _lr_at(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def _trainable(model: Colorizer, decoder_only: bool):
+    if not decoder_only:
+        return list(model.net.parameters())
+    keep = [model.net.dec3, model.net.dec2, model.net.head]
+    return [p for m in keep for p in m.parameters()]
+
+
+class Trainer:
+    """Runs (and resumes) training of a :class:`Colorizer`.
+
+    Parameters
+    ----------
+    model : Colorizer
+        Model to train in place (pass a copy to keep the original).
+    images : sequence of uint8 RGB arrays
+        Training images, an (N, H, W, 3) array or a list of arrays (numpy or dask) of any sizes.
+    cfg : TrainConfig
+    checkpoint_dir : path, optional
+        Where ``checkpoint.safetensors`` is written every ``cfg.checkpoint_every`` steps and read
+        from on resume.
+    validate : callable, optional
+        ``validate(model) -> dict`` of validation figures; called every ``cfg.val_every`` steps.
+    """
+
+    def __init__(self, model: Colorizer, images, cfg: TrainConfig, checkpoint_dir=None,
+                 validate: Callable[[Colorizer], dict] | None = None):
+        self.model = model
+        self.images = images
+        self.cfg = cfg
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.validate = validate
+        self.params = _trainable(model, cfg.decoder_only)
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=1e-4)
+        self.step = 0
+        self.history: list[dict] = []
+        self.best: dict | None = None
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path | None:
+        """Write weights, optimizer state and history atomically; returns the path."""
+        if self.checkpoint_dir is None:
+            return None
+        from safetensors.torch import save_file
+
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        tensors = {f"net.{k}": v.detach().clone().contiguous() for k, v in self.model.net.state_dict().items()}
+        for i, p in enumerate(self.params):
+            st = self.opt.state.get(p, {})
+            for k in ("exp_avg", "exp_avg_sq"):
+                if k in st:
+                    tensors[f"opt.{i}.{k}"] = st[k].contiguous()
+            if "step" in st:
+                tensors[f"opt.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+        meta = {"step": str(self.step), "config": json.dumps(asdict(self.cfg)),
+                "history": json.dumps(self.history)}
+        path = self.checkpoint_dir / "checkpoint.safetensors"
+        _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+        return path
+
+    def load_checkpoint(self) -> bool:
+        """Resume from ``checkpoint_dir`` if a checkpoint is there; returns whether it did."""
+        if self.checkpoint_dir is None:
+            return False
+        path = self.checkpoint_dir / "checkpoint.safetensors"
+        if not path.exists():
+            return False
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+        self.model.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        for i, p in enumerate(self.params):
+            if f"opt.{i}.exp_avg" in tensors:
+                self.opt.state[p] = {
+                    "step": tensors[f"opt.{i}.step"][0].clone(),
+                    "exp_avg": tensors[f"opt.{i}.exp_avg"],
+                    "exp_avg_sq": tensors[f"opt.{i}.exp_avg_sq"],
+                }
+        self.step = int(meta["step"])
+        self.history = json.loads(meta.get("history", "[]"))
+        return True
+
+    # -- loop ----------------------------------------------------------------------------------
+    def run(self, callback: Callable[[StepInfo], None] | None = None,
+            stop: Callable[[], bool] | None = None) -> list[dict]:
+        """Train until ``cfg.steps`` (or ``cfg.seconds``) or until ``stop()`` is true."""
+        cfg = self.cfg
+        start = time.perf_counter()
+        self.model.net.train()
+        if cfg.decoder_only:
+            for m in (self.model.net.enc1, self.model.net.enc2, self.model.net.enc3, self.model.net.enc4):
+                m.eval()  # frozen encoder keeps its BatchNorm statistics
+        running = None
+        try:
+            while self.step < cfg.steps:
+                if stop is not None and stop():
+                    break
+                if cfg.seconds is not None and time.perf_counter() - start > cfg.seconds:
+                    break
+                rng = np.random.default_rng([cfg.seed, self.step])
+                batch = random_crops(self.images, cfg.batch_size, cfg.crop, rng)
+                lr = _lr_at(cfg, self.step)
+                for g in self.opt.param_groups:
+                    g["lr"] = lr
+                loss = loss_fn(self.model, batch, rng)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss.item()} at step {self.step}")
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.params, 5.0)
+                self.opt.step()
+                self.step += 1
+                lv = loss.item()
+                running = lv if running is None else 0.98 * running + 0.02 * lv
+                info = StepInfo(self.step, cfg.steps, lv, lr, time.perf_counter() - start)
+                record = {"step": self.step, "loss": round(running, 5)}
+                if self.validate is not None and (self.step % cfg.val_every == 0 or self.step == cfg.steps):
+                    self.model.net.eval()
+                    info.val = self.validate(self.model)
+                    self.model.net.train()
+                    record.update(info.val)
+                if self.step % 50 == 0 or info.val:
+                    self.history.append(record)
+                if self.checkpoint_dir and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
+                    self.save_checkpoint()
+                if callback is not None:
+                    callback(info)
+        finally:
+            self.model.net.eval()
+        return self.history
+
+
+def new_model(images: np.ndarray, width: int = 24, lam: float = 0.5, seed: int = 0) -> Colorizer:
+    """A fresh model whose rebalancing weights come from the training images' ab prior."""
+    torch.manual_seed(seed)
+    bins = torch.from_numpy(ab_bins())
+    prior = estimate_prior(images, bins, seed=seed)
+    return Colorizer.new(bins, rebalance_weights(prior, lam), width=width)
+
+
+def default_threads() -> int:
+    """Torch threads to use: all cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
