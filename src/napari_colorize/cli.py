@@ -28,6 +28,35 @@ def _cmd_colorize(args) -> int:
     return 0
 
 
+# -- demo -----------------------------------------------------------------------------------
+def _cmd_demo(args) -> int:
+    import numpy as np
+    from skimage import data
+
+    from .api import colorize, load_model
+    from .core.metrics import colorfulness, psnr
+    from .io import write_image
+
+    out = Path(args.output)
+    ref = data.astronaut().astype(np.float32) / 255.0
+    from skimage.color import rgb2gray
+
+    gray = rgb2gray(ref).astype(np.float32)
+    model = load_model(args.model)
+    t0 = time.perf_counter()
+    rgb = colorize(gray, model=model)
+    dt = time.perf_counter() - t0
+    write_image(out / "astronaut_gray.png", np.repeat(gray[..., None], 3, axis=2))
+    write_image(out / "astronaut_colorized.png", rgb)
+    write_image(out / "astronaut_side_by_side.png", np.concatenate([np.repeat(gray[..., None], 3, 2), rgb, ref], 1))
+    print(f"model '{model.name}' ({model.n_parameters():,} parameters) colorized a {gray.shape[1]}x{gray.shape[0]} "
+          f"photo in {dt:.2f} s")
+    print(f"PSNR {psnr(rgb, ref):.2f} dB (gray {psnr(np.repeat(gray[..., None], 3, 2), ref):.2f} dB), "
+          f"colorfulness {colorfulness(rgb):.1f} (original {colorfulness(ref):.1f})")
+    print(f"wrote {out / 'astronaut_colorized.png'} and {out / 'astronaut_side_by_side.png'}")
+    return 0
+
+
 # -- evaluate -------------------------------------------------------------------------------
 def _cmd_evaluate(args) -> int:
     import itertools
@@ -66,7 +95,7 @@ def _cmd_train(args) -> int:
     from .core.data import iter_images, load_array
     from .core.evaluate import evaluate
     from .core.modelfile import load
-    from .core.training import Trainer, TrainConfig, default_threads, new_model
+    from .core.training import TrainConfig, Trainer, default_threads, new_model
 
     torch.set_num_threads(args.threads or default_threads())
     cache = Path(args.cache_dir) if args.cache_dir else None
@@ -92,7 +121,7 @@ def _cmd_train(args) -> int:
         for n in (0, 10):
             r = evaluate(m, val, n_hints=n, full=False, seed=args.seed)
             out[f"val_psnr_h{n}"] = r["psnr"]
-            out[f"val_psnr_gray"] = r["psnr_gray"]
+            out["val_psnr_gray"] = r["psnr_gray"]
             out[f"val_colorfulness_ratio_h{n}"] = r["colorfulness_ratio"]
         return out
 
@@ -141,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature")
     c.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     c.set_defaults(func=_cmd_colorize)
+
+    d = sub.add_parser("demo", help="colorize a grayscale sample photo with the bundled model")
+    d.add_argument("-o", "--output", default="demo-output", help="output folder")
+    d.add_argument("--model", default=None)
+    d.set_defaults(func=_cmd_demo)
 
     e = sub.add_parser("evaluate", help="metrics of a model on a folder or tar of color photos")
     e.add_argument("--data", required=True, help="folder or tar of color photos")

@@ -163,8 +163,10 @@ class Trainer:
                     tensors[f"opt.{i}.{k}"] = st[k].contiguous()
             if "step" in st:
                 tensors[f"opt.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+        tensors["bins"] = self.model.bins.contiguous()
+        tensors["rebalance"] = self.model.rebalance.contiguous()
         meta = {"step": str(self.step), "config": json.dumps(asdict(self.cfg)),
-                "history": json.dumps(self.history)}
+                "model_config": json.dumps(self.model.config), "history": json.dumps(self.history)}
         path = self.checkpoint_dir / "checkpoint.safetensors"
         _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
         return path
@@ -250,6 +252,28 @@ def new_model(images: np.ndarray, width: int = 24, lam: float = 0.5, seed: int =
     bins = torch.from_numpy(ab_bins())
     prior = estimate_prior(images, bins, seed=seed)
     return Colorizer.new(bins, rebalance_weights(prior, lam), width=width)
+
+
+def model_from_checkpoint(checkpoint_dir, bins=None, rebalance=None) -> Colorizer:
+    """The model saved in a training checkpoint (older checkpoints need ``bins`` and ``rebalance``)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(checkpoint_dir) / "checkpoint.safetensors"
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    cfg = json.loads(meta["config"])
+    mcfg = json.loads(meta.get("model_config", "null")) or {"width": cfg["width"]}
+    bins = tensors.get("bins", bins)
+    model = Colorizer.new(bins, tensors.get("rebalance", rebalance), width=int(mcfg["width"]))
+    model.config.update(mcfg)
+    model.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    model.net.eval()
+    model.card["training"] = {"steps": int(meta["step"]), "seed": cfg["seed"], "batch_size": cfg["batch_size"],
+                              "lr": cfg["lr"], "planned_steps": cfg["steps"]}
+    model.card["history"] = json.loads(meta.get("history", "[]"))
+    return model
 
 
 def default_threads() -> int:

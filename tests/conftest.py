@@ -1,0 +1,35 @@
+"""Shared fixtures. Each test gets its own user model folder, so no test sees another's models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _user_models(tmp_path, monkeypatch):
+    d = tmp_path / "user-models"
+    monkeypatch.setenv("NAPARI_COLORIZE_MODEL_DIR", str(d))
+    return d
+
+
+@pytest.fixture(scope="session")
+def model():
+    from napari_colorize import load_model
+
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def photo():
+    """A color photo (uint8 RGB) shipped with scikit-image."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def gray_photo(photo):
+    from skimage.color import rgb2gray
+
+    return (rgb2gray(photo) * 255).round().astype(np.uint8)
