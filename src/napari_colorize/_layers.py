@@ -39,20 +39,26 @@ def hints_from_points(points_layer, image_layer):
     return data, colors
 
 
-def publish(viewer, source, data, suffix: str, cache: dict, **kwargs):
-    """Add ``<source name> <suffix>`` with the source's scale and translate, or update it in place."""
-    name = f"{source.name} {suffix}"
-    layer = cache.get((id(source), suffix))
+def publish(viewer, source, data, what: str, cache: dict, **kwargs):
+    """Add ``<source name> <what>`` or update it in place when its shape still fits.
+
+    The new layer takes the source's scale and translate unless ``scale``/``translate`` are given,
+    and sits right above the source so hint points and other overlays stay on top.
+    """
+    name = f"{source.name} {what}"
+    kwargs.setdefault("scale", source.scale)
+    kwargs.setdefault("translate", source.translate)
+    layer = cache.get((id(source), what))
     if layer is None or layer not in viewer.layers:
         layer = viewer.layers[name] if name in viewer.layers else None
-    if layer is not None and layer.data.shape == data.shape:
+    if layer is not None and layer.data.shape == data.shape and layer.ndim == len(kwargs["scale"]):
         layer.data = data
+        layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
     else:
         if layer is not None:
             viewer.layers.remove(layer)
-        layer = viewer.add_image(data, name=name, scale=source.scale, translate=source.translate, **kwargs)
+        layer = viewer.add_image(data, name=name, **kwargs)
         if source in viewer.layers:
-            # right above its input, so hint points and other overlays stay on top
             viewer.layers.move(viewer.layers.index(layer), viewer.layers.index(source) + 1)
-    cache[(id(source), suffix)] = layer
+    cache[(id(source), what)] = layer
     return layer

@@ -40,10 +40,8 @@ def _split_hints(points, colors, n_lead: int):
         return None, None, None
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] not in (2, 2 + n_lead):
-        raise InputError(
-            f"Hint points must be (N, 2) row, column{' or (N, %d) with plane indices' % (2 + n_lead) if n_lead else ''}; "
-            f"got shape {pts.shape}."
-        )
+        alt = f" or (N, {2 + n_lead}) with plane indices first" if n_lead else ""
+        raise InputError(f"Hint points must be (N, 2) row, column{alt}; got shape {pts.shape}.")
     lead = np.rint(pts[:, :-2]).astype(int) if pts.shape[1] > 2 else None
     return lead, pts[:, -2:], colors
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, Label, ProgressBar, PushButton
 
@@ -36,7 +35,7 @@ class ColorizeWidget(Container):
     translate; running again updates it. The input layer is never modified.
     """
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         viewer = napari_viewer
         from napari.layers import Image, Points
         from superqt.utils import qdebounced

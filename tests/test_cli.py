@@ -1,0 +1,124 @@
+"""The command line: colorize files and folders, evaluate, train, clear errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.color import rgb2lab
+
+from napari_colorize.cli import main
+from napari_colorize.io import read_image
+
+
+@pytest.fixture()
+def gray_files(tmp_path, gray_photo):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(gray_photo[:128, :128]).save(folder / "a.png")
+    Image.fromarray(gray_photo[200:300, 100:260]).save(folder / "b.jpg")
+    import tifffile
+
+    tifffile.imwrite(folder / "c.tif", (gray_photo[:64, :80].astype(np.uint16) * 257))
+    return folder
+
+
+def test_colorize_one_file_keeps_lightness(tmp_path, gray_files):
+    out = tmp_path / "a_color.png"
+    assert main(["colorize", str(gray_files / "a.png"), "-o", str(out)]) == 0
+    rgb = read_image(out)
+    gray = read_image(gray_files / "a.png")
+    assert rgb.shape == gray.shape + (3,) and rgb.dtype == np.uint8
+    l_out = rgb2lab(rgb)[..., 0]
+    l_in = rgb2lab(np.repeat(gray[..., None], 3, 2))[..., 0]
+    assert np.abs(l_out - l_in).mean() < 0.6  # 8-bit rounding only
+
+
+def test_colorize_folder_then_skips_done_files(tmp_path, gray_files, capsys):
+    out = tmp_path / "out"
+    assert main(["colorize", str(gray_files), "-o", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["a_colorized.png", "b_colorized.png", "c_colorized.tif"]
+    tif = read_image(out / "c_colorized.tif")
+    assert tif.shape == (64, 80, 3) and tif.dtype == np.uint16
+    stamp = (out / "a_colorized.png").stat().st_mtime_ns
+    assert main(["colorize", str(gray_files), "-o", str(out)]) == 0
+    assert (out / "a_colorized.png").stat().st_mtime_ns == stamp
+    assert "skipped 3 existing" in capsys.readouterr().err
+
+
+def test_unreadable_file_is_reported_and_the_rest_done(tmp_path, gray_files, capsys):
+    (gray_files / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    out = tmp_path / "out"
+    assert main(["colorize", str(gray_files), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "skipped" in err and "broken.png" in err and "Traceback" not in err
+    assert len(list(out.iterdir())) == 3
+
+
+def test_missing_input_and_bad_model_are_one_line_errors(tmp_path, gray_files):
+    proc = subprocess.run(
+        [sys.executable, "-m", "napari_colorize.cli", "colorize", str(tmp_path / "nope.png"), "-o", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2 and "No such file" in proc.stderr and "Traceback" not in proc.stderr
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage" * 10)
+    proc = subprocess.run(
+        [sys.executable, "-m", "napari_colorize.cli", "colorize", str(gray_files / "a.png"), "-o",
+         str(tmp_path / "o.png"), "--model", str(bad)],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2 and "not a readable safetensors" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def _photo_tar(path, photos):
+    with tarfile.open(path, "w") as tar:
+        for i, p in enumerate(photos):
+            buf = io.BytesIO()
+            Image.fromarray(p).save(buf, format="JPEG", quality=95)
+            info = tarfile.TarInfo(f"img_{i}.jpg")
+            info.size = buf.tell()
+            buf.seek(0)
+            tar.addfile(info, buf)
+
+
+def test_evaluate_prints_model_and_gray_baseline(tmp_path, photo, capsys):
+    from skimage import data
+
+    tar = tmp_path / "photos.tar"
+    _photo_tar(tar, [photo[::4, ::4], data.coffee()[::4, ::4], data.chelsea()[::4, ::4]])
+    assert main(["evaluate", "--data", str(tar), "--hints", "10", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n_images"] == 3 and res["n_hints"] == 10
+    for key in ("psnr", "psnr_gray", "ssim", "ssim_gray", "ciede2000", "ciede2000_gray", "colorfulness"):
+        assert np.isfinite(res[key])
+    assert res["ciede2000_gray"] > 0
+    assert main(["evaluate", "--data", str(tar)]) == 0
+    text = capsys.readouterr().out
+    assert "psnr" in text and "gray" in text
+
+
+def test_train_a_few_steps_resumes_and_saves_a_loadable_model(tmp_path, photo):
+    from skimage import data
+
+    from napari_colorize import colorize, load_model
+
+    tar = tmp_path / "train.tar"
+    _photo_tar(tar, [photo[::8, ::8], data.coffee()[::6, ::6], data.chelsea()[::4, ::4], data.rocket()[::6, ::6]])
+    args = ["train", "--data", str(tar), "--out", str(tmp_path / "m"), "--steps", "2", "--batch-size", "4",
+            "--width", "8", "--size", "32", "--crop", "32", "--checkpoint-dir", str(tmp_path / "ck")]
+    assert main(args) == 0
+    assert main([*args[:-2], "--steps", "3", "--checkpoint-dir", str(tmp_path / "ck"), "--resume"]) == 0
+    m = load_model(tmp_path / "m.safetensors")
+    assert m.card["training"]["steps"] == 3 and m.config["width"] == 8
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert card["training"]["seed"] == 0
+    assert colorize(np.zeros((16, 16), np.uint8), model=m).shape == (16, 16, 3)
