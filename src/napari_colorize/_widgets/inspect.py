@@ -148,7 +148,7 @@ class InspectWidget(Container):
             for b in self._swatches:
                 b.setVisible(False)
             for b, c, p in zip(self._swatches, rgb, prob):
-                hexc = "#%02x%02x%02x" % tuple(int(round(v * 255)) for v in c)
+                hexc = "#" + "".join(f"{int(round(v * 255)):02x}" for v in c)
                 b.setStyleSheet(f"background-color: {hexc}; border: 1px solid #888;")
                 b.setToolTip(f"{hexc}, p = {p:.2f}: click to add as a hint")
                 b.setProperty("rgb", [float(v) for v in c])
