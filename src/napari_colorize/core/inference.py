@@ -20,7 +20,7 @@ def _box(x: torch.Tensor, r: int) -> torch.Tensor:
 
 
 def guided_upsample(
-    ab_low: torch.Tensor, l_low: torch.Tensor, l_full: torch.Tensor, radius: int = 2, eps: float = 1e-3
+    ab_low: torch.Tensor, l_low: torch.Tensor, l_full: torch.Tensor, radius: int = 1, eps: float = 1e-4
 ) -> torch.Tensor:
     """Upsample chroma guided by lightness (fast guided filter, He and Sun 2015).
 
@@ -88,7 +88,7 @@ def predict_ab(model: Colorizer, l_full: torch.Tensor, hint_ab=None, hint_mask=N
     """Full-resolution ab (B, 2, H, W) for lightness (B, 1, H, W) in [0, 100]."""
     t = model.temperature if temperature is None else float(temperature)
     logits, _ = predict_logits(model, l_full, hint_ab, hint_mask)
-    ab_low = annealed_mean(logits, model.bins, t)
+    ab_low = annealed_mean(logits, model.bins, t, model.log_bias)
     l_low = F.interpolate(l_full, size=ab_low.shape[-2:], mode="area")
     return guided_upsample(ab_low, l_low, l_full)
 

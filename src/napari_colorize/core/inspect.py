@@ -12,6 +12,7 @@ from .color import lab_to_rgb_t
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
 from .inference import plane_lightness, predict_logits, work_shape
+from .model import probabilities
 from .modelfile import Colorizer
 
 STAGES = ("enc1", "enc2", "enc3", "enc4", "dec3", "dec2")
@@ -46,7 +47,7 @@ def _probabilities(model: Colorizer, plane, points, colors, temperature):
     l_np, l_full, hint_ab, mask = _prepare(model, plane, points, colors)
     logits, _ = predict_logits(model, l_full, hint_ab, mask)
     t = model.temperature if temperature is None else float(temperature)
-    return l_np, torch.softmax(logits / max(t, 1e-3), dim=1)[0]
+    return l_np, probabilities(logits, t, model.log_bias)[0]
 
 
 def uncertainty(model: Colorizer, plane: np.ndarray, points=None, colors=None, temperature: float = 1.0):

@@ -76,14 +76,25 @@ class ColorNet(nn.Module):
         return logits, feats[capture]
 
 
-def annealed_mean(logits: torch.Tensor, bins: torch.Tensor, temperature: float) -> torch.Tensor:
+def probabilities(logits: torch.Tensor, temperature: float = 1.0, log_bias: torch.Tensor | None = None):
+    """Bin probabilities (B, Q, h, w) from logits, optionally re-weighted and annealed.
+
+    ``log_bias`` (Q,) is added to the logits first; ``-beta * log(rebalance)`` undoes (beta = 1)
+    the pull toward rare colors that class rebalancing puts into the trained network.
+    """
+    if log_bias is not None:
+        logits = logits + log_bias.view(1, -1, 1, 1)
+    return torch.softmax(logits / max(float(temperature), 1e-3), dim=1)
+
+
+def annealed_mean(logits: torch.Tensor, bins: torch.Tensor, temperature: float,
+                  log_bias: torch.Tensor | None = None) -> torch.Tensor:
     """Decode logits (B, Q, h, w) to ab (B, 2, h, w) with an annealed mean.
 
     ``temperature`` 1 gives the distribution's mean (safe, desaturated); toward 0 it approaches the
     mode (vivid, riskier).
     """
-    t = max(float(temperature), 1e-3)
-    p = torch.softmax(logits / t, dim=1)
+    p = probabilities(logits, temperature, log_bias)
     return torch.einsum("bqhw,qc->bchw", p, bins)
 
 

@@ -61,6 +61,12 @@ class Colorizer:
         return float(self.config.get("temperature", 0.4))
 
     @property
+    def log_bias(self) -> torch.Tensor | None:
+        """Decoding correction ``-debias * log(rebalance)``, or None when ``debias`` is 0."""
+        beta = float(self.config.get("debias", 0.0))
+        return None if beta == 0 else -beta * torch.log(self.rebalance)
+
+    @property
     def working_size(self) -> int:
         return int(self.config.get("working_size", 256))
 
