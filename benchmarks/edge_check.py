@@ -46,17 +46,16 @@ def main() -> None:
         edges = sobel(l_full[0, 0].numpy())
         mask = torch.from_numpy(edges >= np.quantile(edges, 0.95))
 
-        def rmse(x, m=None):
+        def rmse(x, m=None, ab_full=ab_full):
             d2 = ((x - ab_full) ** 2).sum(1)[0]
             return float(d2[m].mean().sqrt()) if m is not None else float(d2.mean().sqrt())
 
         print(f"| {name} {w}x{h} | {rmse(plain):.2f} | {rmse(guided):.2f} | {rmse(plain, mask):.2f} | "
               f"{rmse(guided, mask):.2f} |")
         if name == "astronaut" and args.png:
-            y0, x0, size = 60, 180, 160  # the hair and face edge
-            def to_rgb(ab):
-                return lab2rgb(torch.cat([l_full, ab], 1)[0].permute(1, 2, 0).numpy())[y0:y0 + size, x0:x0 + size]
-            crops = [to_rgb(plain), to_rgb(guided), rgb[y0:y0 + size, x0:x0 + size]]
+            win = (slice(60, 220), slice(180, 340))  # the hair and face edge
+            crops = [lab2rgb(torch.cat([l_full, ab], 1)[0].permute(1, 2, 0).numpy())[win] for ab in (plain, guided)]
+            crops.append(rgb[win])
     if args.png and crops:
         from PIL import Image
 
