@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--hints", type=int, nargs="+", default=[0, 10])
     ap.add_argument("--debias", type=float, nargs="+", default=None,
                     help="decoding corrections to sweep (default: the model's own)")
+    ap.add_argument("--working-size", type=int, default=None, help="override the model's working size")
+    ap.add_argument("--skip-val", action="store_true")
     ap.add_argument("--full", action="store_true", help="also SSIM and CIEDE2000 (slower)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
@@ -56,10 +58,12 @@ def main() -> None:
 
     model = load_model(args.model)
     own = float(model.config.get("debias", 0.0))
+    if args.working_size:
+        model.config["working_size"] = args.working_size
     settings = [(b, t) for b in (args.debias or [own]) for t in args.temperatures]
     results: dict = {"model": model.name, "val": {}, "hires": {}}
     t0 = time.time()
-    if args.val and Path(args.val).exists():
+    if args.val and Path(args.val).exists() and not args.skip_val:
         val = [rgb for _, rgb in itertools.islice(iter_images(args.val), args.n)]
         print(f"## {Path(args.val).name}: first {len(val)} images ({model.name})\n")
         print("| debias | T | hints | PSNR | gray PSNR | colorfulness ratio |" + (" SSIM | gray SSIM | CIEDE2000 | gray CIEDE2000 |" if args.full else ""))
