@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
@@ -193,3 +194,149 @@ def load(name_or_path: str | os.PathLike | None = None) -> Colorizer:
     _CACHE.clear()  # one cached model at a time keeps memory flat when switching models
     _CACHE[key] = model
     return model
+
+
+# -- the user's models: save, rename, delete, export, import ----------------------------------
+_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+()-]{0,79}$")
+
+
+def check_model_name(name: str) -> str:
+    """A usable model name (stripped), or an error saying why not."""
+    from .errors import InputError
+
+    name = str(name).strip()
+    if name.endswith((".safetensors", ".json")):
+        name = name.rsplit(".", 1)[0]
+    if not _NAME_OK.match(name) or name.endswith("."):
+        raise InputError(f"'{name}' is not a usable model name: use letters, digits, spaces and . _ + - ( ), "
+                         "starting with a letter or digit, at most 80 characters.")
+    if (bundled_dir() / f"{name}.safetensors").exists():
+        raise InputError(f"'{name}' is the name of a bundled model; choose another name.")
+    return name
+
+
+def user_models() -> dict[str, Path]:
+    """The user's own models (not the bundled ones), name to weights file."""
+    folder = user_dir()
+    return {f.stem: f for f in sorted(folder.glob("*.safetensors"))} if folder.is_dir() else {}
+
+
+def unique_name(name: str) -> str:
+    """``name``, or ``name-2``, ``name-3``... if a model of that name exists already."""
+    name = check_model_name(name)
+    taken = set(available_models())
+    if name not in taken:
+        return name
+    k = 2
+    while f"{name}-{k}" in taken:
+        k += 1
+    return f"{name}-{k}"
+
+
+def checkpoint_dir(name: str) -> Path:
+    """Where a fine-tuning run of the user's model ``name`` keeps its checkpoint (for Resume)."""
+    return user_dir() / ".checkpoints" / name
+
+
+def _user_model(name: str) -> Path:
+    from .errors import InputError
+
+    path = user_models().get(str(name))
+    if path is None:
+        if str(name) in available_models():
+            raise InputError(f"'{name}' is a bundled model; only your own models can be changed.")
+        raise InputError(f"There is no model named '{name}' in {user_dir()}.")
+    return path
+
+
+def _forget(path: Path) -> None:
+    for key in [k for k in _CACHE if k[0] == str(path.resolve())]:
+        del _CACHE[key]
+
+
+def save_user_model(model: Colorizer, name: str, overwrite: bool = False) -> Path:
+    """Save ``model`` as ``name`` in the user's model folder (atomically) and tell listeners."""
+    from .errors import InputError
+
+    name = check_model_name(name)
+    target = user_dir() / f"{name}.safetensors"
+    if target.exists() and not overwrite:
+        raise InputError(f"A model named '{name}' exists already; choose another name or delete it first.")
+    model.name = name
+    path = model.save(target)
+    notify_models_changed()
+    return path
+
+
+def rename_model(old: str, new: str) -> Path:
+    """Rename one of the user's models (weights, card and any checkpoint); returns the new weights path."""
+    from .errors import InputError
+
+    src = _user_model(old)
+    new = check_model_name(new)
+    dst = src.with_name(f"{new}.safetensors")
+    if new in available_models():
+        raise InputError(f"A model named '{new}' exists already.")
+    _forget(src)
+    os.replace(src, dst)  # weights first: they alone make a model, the JSON card is a copy for people
+    card = src.with_suffix(".json")
+    if card.exists():
+        os.replace(card, dst.with_suffix(".json"))
+    if checkpoint_dir(old).is_dir() and not checkpoint_dir(new).exists():
+        os.replace(checkpoint_dir(old), checkpoint_dir(new))
+    notify_models_changed()
+    return dst
+
+
+def delete_model(name: str) -> None:
+    """Delete one of the user's models, its card and its fine-tuning checkpoint."""
+    import shutil
+
+    path = _user_model(name)
+    _forget(path)
+    path.unlink()
+    path.with_suffix(".json").unlink(missing_ok=True)
+    shutil.rmtree(checkpoint_dir(name), ignore_errors=True)
+    notify_models_changed()
+
+
+def export_model(name: str, dest: str | os.PathLike) -> Path:
+    """Copy a model (bundled or the user's) to ``dest``: a folder or a path with or without suffix."""
+    import shutil
+
+    src = resolve(name)
+    dest = Path(dest)
+    if dest.is_dir():
+        dest = dest / src.name
+    if dest.suffix in (".safetensors", ".json"):
+        dest = dest.with_suffix("")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    weights = dest.with_suffix(".safetensors")
+    _atomic(weights, lambda tmp: shutil.copyfile(src, tmp))
+    if src.with_suffix(".json").exists():
+        _atomic(dest.with_suffix(".json"), lambda tmp: shutil.copyfile(src.with_suffix(".json"), tmp))
+    return weights
+
+
+def import_model(path: str | os.PathLike, name: str | None = None) -> str:
+    """Check a model file by loading it, copy it into the user's folder; returns its name there."""
+    import shutil
+
+    from .errors import InputError
+
+    src = Path(path)
+    if src.suffix != ".safetensors":
+        src = src.with_suffix(".safetensors")
+    if not src.is_file():
+        raise InputError(f"No model file at '{src}'.")
+    load(src)  # raises ModelLoadError for anything that is not a readable napari-colorize model
+    name = check_model_name(name or src.stem)
+    if name in available_models():
+        raise InputError(f"A model named '{name}' exists already; import it under another name.")
+    target = user_dir() / f"{name}.safetensors"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _atomic(target, lambda tmp: shutil.copyfile(src, tmp))
+    if src.with_suffix(".json").exists():
+        _atomic(target.with_suffix(".json"), lambda tmp: shutil.copyfile(src.with_suffix(".json"), tmp))
+    notify_models_changed()
+    return name

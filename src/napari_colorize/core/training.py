@@ -39,6 +39,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     decoder_only: bool = False
     seconds: float | None = None
+    device: str = "cpu"
 
 
 @dataclass
@@ -51,6 +52,12 @@ class StepInfo:
     lr: float
     elapsed: float
     val: dict = field(default_factory=dict)
+    done: int = 1  # steps run in this session (``step`` also counts resumed ones)
+
+    @property
+    def eta(self) -> float:
+        """Seconds left at the mean pace of this session's steps."""
+        return self.elapsed / max(1, self.done) * max(0, self.total - self.step)
 
 
 def lab_batch(rgb_u8: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,15 +99,23 @@ def random_crops(images, n: int, crop: int, rng: np.random.Generator) -> np.ndar
 
 
 def loss_fn(model: Colorizer, rgb_u8: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-    """Rebalanced soft-encoded cross entropy of one batch with simulated hints."""
+    """Rebalanced soft-encoded cross entropy of one batch with simulated hints.
+
+    Targets and hints are made on the CPU and moved to the network's device, so ``model.bins``
+    and ``model.rebalance`` stay where they are.
+    """
+    dev = next(model.net.parameters()).device
     l_chan, ab = lab_batch(rgb_u8)
     hint_ab, mask = simulate_hints(ab, rng)
-    logits = model.net(encode_input(l_chan, hint_ab, mask))
+    x = encode_input(l_chan, hint_ab, mask).to(dev, memory_format=torch.channels_last)
+    logits = model.net(x)
     target = torch.nn.functional.avg_pool2d(ab, 2)
     idx, wgt = soft_encode(target, model.bins)
+    weight = model.rebalance[idx[:, 0]].to(dev)
+    idx, wgt = idx.to(dev), wgt.to(dev)
     logp = torch.log_softmax(logits, dim=1)
     nll = -(logp.gather(1, idx) * wgt).sum(1)
-    return (nll * model.rebalance[idx[:, 0]]).mean()
+    return (nll * weight).mean()
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:
@@ -132,15 +147,21 @@ class Trainer:
         from on resume.
     validate : callable, optional
         ``validate(model) -> dict`` of validation figures; called every ``cfg.val_every`` steps.
+    sampler : callable, optional
+        ``sampler(images, n, crop, rng) -> uint8 (n, crop, crop, 3)`` batch maker; default
+        :func:`random_crops`.
     """
 
     def __init__(self, model: Colorizer, images, cfg: TrainConfig, checkpoint_dir=None,
-                 validate: Callable[[Colorizer], dict] | None = None):
+                 validate: Callable[[Colorizer], dict] | None = None, sampler=None):
         self.model = model
         self.images = images
         self.cfg = cfg
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.validate = validate
+        self.sampler = sampler or random_crops
+        # channels_last: about a quarter faster for these convolutions on CPU (measured, AVX2)
+        model.net.to(cfg.device, memory_format=torch.channels_last)
         self.params = _trainable(model, cfg.decoder_only)
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=1e-4)
         self.step = 0
@@ -155,14 +176,14 @@ class Trainer:
         from safetensors.torch import save_file
 
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        tensors = {f"net.{k}": v.detach().clone().contiguous() for k, v in self.model.net.state_dict().items()}
+        tensors = {f"net.{k}": v.detach().cpu().clone().contiguous() for k, v in self.model.net.state_dict().items()}
         for i, p in enumerate(self.params):
             st = self.opt.state.get(p, {})
             for k in ("exp_avg", "exp_avg_sq"):
                 if k in st:
-                    tensors[f"opt.{i}.{k}"] = st[k].contiguous()
+                    tensors[f"opt.{i}.{k}"] = st[k].detach().cpu().contiguous()
             if "step" in st:
-                tensors[f"opt.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+                tensors[f"opt.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).cpu().reshape(1)
         tensors["bins"] = self.model.bins.contiguous()
         tensors["rebalance"] = self.model.rebalance.contiguous()
         meta = {"step": str(self.step), "config": json.dumps(asdict(self.cfg)),
@@ -189,23 +210,40 @@ class Trainer:
             if f"opt.{i}.exp_avg" in tensors:
                 self.opt.state[p] = {
                     "step": tensors[f"opt.{i}.step"][0].clone(),
-                    "exp_avg": tensors[f"opt.{i}.exp_avg"],
-                    "exp_avg_sq": tensors[f"opt.{i}.exp_avg_sq"],
+                    "exp_avg": tensors[f"opt.{i}.exp_avg"].to(p.device),
+                    "exp_avg_sq": tensors[f"opt.{i}.exp_avg_sq"].to(p.device),
                 }
         self.step = int(meta["step"])
         self.history = json.loads(meta.get("history", "[]"))
         return True
 
     # -- loop ----------------------------------------------------------------------------------
+    def train_mode(self) -> None:
+        """Put the network in training mode; a frozen encoder keeps its BatchNorm statistics."""
+        self.model.net.train()
+        if self.cfg.decoder_only:
+            for m in (self.model.net.enc1, self.model.net.enc2, self.model.net.enc3, self.model.net.enc4):
+                m.eval()
+
     def run(self, callback: Callable[[StepInfo], None] | None = None,
             stop: Callable[[], bool] | None = None) -> list[dict]:
         """Train until ``cfg.steps`` (or ``cfg.seconds``) or until ``stop()`` is true."""
+        for info in self.steps(stop):
+            if callback is not None:
+                callback(info)
+        return self.history
+
+    def steps(self, stop: Callable[[], bool] | None = None):
+        """Generator form of :meth:`run`: yields a :class:`StepInfo` after every step.
+
+        Between two yields the network is in training mode; a consumer that evaluates it there
+        calls :meth:`train_mode` afterwards. ``cfg.steps`` is read at every step, so it may be
+        changed while iterating (e.g. to fit a time budget).
+        """
         cfg = self.cfg
         start = time.perf_counter()
-        self.model.net.train()
-        if cfg.decoder_only:
-            for m in (self.model.net.enc1, self.model.net.enc2, self.model.net.enc3, self.model.net.enc4):
-                m.eval()  # frozen encoder keeps its BatchNorm statistics
+        first = self.step
+        self.train_mode()
         running = None
         try:
             while self.step < cfg.steps:
@@ -214,7 +252,7 @@ class Trainer:
                 if cfg.seconds is not None and time.perf_counter() - start > cfg.seconds:
                     break
                 rng = np.random.default_rng([cfg.seed, self.step])
-                batch = random_crops(self.images, cfg.batch_size, cfg.crop, rng)
+                batch = self.sampler(self.images, cfg.batch_size, cfg.crop, rng)
                 lr = _lr_at(cfg, self.step)
                 for g in self.opt.param_groups:
                     g["lr"] = lr
@@ -228,22 +266,21 @@ class Trainer:
                 self.step += 1
                 lv = loss.item()
                 running = lv if running is None else 0.98 * running + 0.02 * lv
-                info = StepInfo(self.step, cfg.steps, lv, lr, time.perf_counter() - start)
+                info = StepInfo(self.step, cfg.steps, lv, lr, time.perf_counter() - start,
+                                done=self.step - first)
                 record = {"step": self.step, "loss": round(running, 5)}
                 if self.validate is not None and (self.step % cfg.val_every == 0 or self.step == cfg.steps):
                     self.model.net.eval()
                     info.val = self.validate(self.model)
-                    self.model.net.train()
+                    self.train_mode()
                     record.update(info.val)
                 if self.step % 50 == 0 or info.val:
                     self.history.append(record)
                 if self.checkpoint_dir and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
                     self.save_checkpoint()
-                if callback is not None:
-                    callback(info)
+                yield info
         finally:
             self.model.net.eval()
-        return self.history
 
 
 def new_model(images: np.ndarray, width: int = 24, lam: float = 0.5, seed: int = 0) -> Colorizer:
