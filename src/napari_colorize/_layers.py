@@ -7,15 +7,93 @@ import numpy as np
 from .core.errors import InputError
 
 
-def image_data(layer):
-    """The layer's full-resolution data and whether it is RGB; checks the layer type."""
+def image_data(layer, level: int = 0):
+    """The layer's data at pyramid ``level`` (0: full resolution) and whether it is RGB."""
     from napari.layers import Image
 
     if not isinstance(layer, Image):
         kind = type(layer).__name__
         raise InputError(f"'{layer.name}' is a {kind} layer; choose an Image layer to colorize.")
-    data = layer.data[0] if layer.multiscale else layer.data
-    return data, bool(layer.rgb)
+    if not layer.multiscale:
+        if level:
+            raise InputError(f"'{layer.name}' has a single resolution; level {level} does not exist.")
+        return layer.data, bool(layer.rgb)
+    if not 0 <= level < len(layer.data):
+        raise InputError(f"'{layer.name}' has levels 0 to {len(layer.data) - 1}; got {level}.")
+    return layer.data[level], bool(layer.rgb)
+
+
+def level_factor(layer, level: int) -> np.ndarray:
+    """Level-0 pixels per pixel of ``level`` along the two plane axes."""
+    if not layer.multiscale or level == 0:
+        return np.ones(2)
+    return np.asarray(layer.downsample_factors[level], dtype=float)[-2:]
+
+
+def level_placement(layer, level: int):
+    """Scale and translate that put data of ``level`` where napari draws that level."""
+    scale = np.array(layer.scale, dtype=float)
+    scale[-2:] *= level_factor(layer, level)
+    return scale, np.array(layer.translate, dtype=float)
+
+
+def fov_crop(viewer, layer, max_pixels: int | None = None):
+    """The visible part of the current plane of ``layer``, at about screen resolution.
+
+    Picks the coarsest pyramid level (then an integer stride) whose pixels are no smaller than
+    screen pixels, reads only the visible window, and returns ``(crop, rgb, scale, translate,
+    origin, step)``: the 2D crop (with a leading singleton per leading axis), scale and translate
+    that place it exactly over the layer, and the crop's origin and pixel step in level-0 pixels.
+    """
+    if viewer.dims.ndisplay != 2:
+        raise InputError("Preview works in the 2D view; switch the viewer to 2D.")
+    nd = layer.ndim
+    h_can, w_can = (float(v) for v in viewer.canvas.size)
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera  # napari >= 0.9: scene
+    zoom = float(camera.zoom)
+    center = np.asarray(camera.center, dtype=float)[-2:]
+    point = np.asarray(viewer.dims.point, dtype=float)
+    half = np.array([h_can, w_can]) / (2.0 * zoom)
+    corners = []
+    for dy, dx in ((-1, -1), (1, 1)):
+        world = point.copy()
+        world[-2:] = center + half * np.array([dy, dx])
+        corners.append(np.asarray(layer.world_to_data(world[-nd:]), dtype=float))
+    lo, hi = np.minimum(*corners)[-2:], np.maximum(*corners)[-2:]
+    full = layer.data[0].shape if layer.multiscale else layer.data.shape
+    plane_shape = np.asarray(full[nd - 2 : nd], dtype=float)
+    lo = np.clip(np.floor(lo), 0, plane_shape).astype(int)
+    hi = np.clip(np.ceil(hi), 0, plane_shape).astype(int)
+    if (hi - lo).min() < 2:
+        raise InputError(f"'{layer.name}' is not in view; pan to it first.")
+    # level-0 pixels per screen pixel
+    per_screen = 1.0 / (zoom * np.asarray(layer.scale, dtype=float)[-2:])
+    level = 0
+    if layer.multiscale:
+        for lv in range(len(layer.data)):
+            if (level_factor(layer, lv) <= per_screen * 1.001).all():
+                level = lv
+    f = level_factor(layer, level)
+    stride = max(1, int(np.floor((per_screen / f).min())))
+    if max_pixels:
+        while ((hi - lo) / (f * stride)).prod() > max_pixels:
+            stride += 1
+    lead = np.rint(np.asarray(layer.world_to_data(point[-nd:]), dtype=float)[: nd - 2]).astype(int)
+    data = layer.data[level] if layer.multiscale else layer.data
+    lead = np.clip(lead, 0, np.asarray(data.shape[: nd - 2]) - 1)
+    l0 = (lo // f).astype(int)
+    l1 = np.maximum(l0 + 2 * stride, np.ceil(hi / f)).astype(int)
+    key = tuple(lead) + (slice(l0[0], l1[0], stride), slice(l0[1], l1[1], stride))
+    crop = np.asarray(data[key])
+    crop = crop.reshape((1,) * (nd - 2) + crop.shape)
+    step = f * stride
+    scale = np.array(layer.scale, dtype=float)
+    scale[-2:] *= step
+    origin = l0 * f
+    translate = np.array(layer.translate, dtype=float)
+    translate[: nd - 2] += lead * np.asarray(layer.scale, dtype=float)[: nd - 2]
+    translate[-2:] += origin * np.asarray(layer.scale, dtype=float)[-2:]
+    return crop, bool(layer.rgb), scale, translate, origin, step
 
 
 def hints_from_points(points_layer, image_layer):
@@ -39,25 +117,30 @@ def hints_from_points(points_layer, image_layer):
     return data, colors
 
 
-def publish(viewer, source, data, what: str, cache: dict, **kwargs):
+def publish(viewer, source, data, what: str, cache: dict, *, kind: str = "image", **kwargs):
     """Add ``<source name> <what>`` or update it in place when its shape still fits.
 
     The new layer takes the source's scale and translate unless ``scale``/``translate`` are given,
-    and sits right above the source so hint points and other overlays stay on top.
+    and sits right above the source so hint points and other overlays stay on top. ``kind`` is
+    ``"image"`` or ``"labels"``; a same-named layer of another type is replaced.
     """
+    from napari.layers import Image, Labels
+
+    cls, add = {"image": (Image, viewer.add_image), "labels": (Labels, viewer.add_labels)}[kind]
     name = f"{source.name} {what}"
     kwargs.setdefault("scale", source.scale)
     kwargs.setdefault("translate", source.translate)
     layer = cache.get((id(source), what))
     if layer is None or layer not in viewer.layers:
         layer = viewer.layers[name] if name in viewer.layers else None
-    if layer is not None and layer.data.shape == data.shape and layer.ndim == len(kwargs["scale"]):
+    if (layer is not None and isinstance(layer, cls) and layer.data.shape == data.shape
+            and layer.ndim == len(kwargs["scale"])):
         layer.data = data
         layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
     else:
         if layer is not None:
             viewer.layers.remove(layer)
-        layer = viewer.add_image(data, name=name, **kwargs)
+        layer = add(data, name=name, **kwargs)
         if source in viewer.layers:
             viewer.layers.move(viewer.layers.index(layer), viewer.layers.index(source) + 1)
     cache[(id(source), what)] = layer

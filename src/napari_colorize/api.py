@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -12,6 +14,8 @@ from .core.errors import InputError
 from .core.hints import check_hints
 from .core.inference import colorize_plane, validate_image
 from .core.modelfile import Colorizer, load
+from .core.temporal import check_temporal
+from .core.tiling import DEFAULT_DOWNSAMPLE, DEFAULT_TILE, array_writer, iter_tiled, tile_geometry
 
 
 def load_model(name_or_path: str | os.PathLike | None = None) -> Colorizer:
@@ -46,15 +50,22 @@ def _split_hints(points, colors, n_lead: int):
     return lead, pts[:, -2:], colors
 
 
+MODES = ("auto", "whole", "tiled")
+
+
 def colorize(image, *, points=None, colors=None, model=None, temperature: float | None = None,
-             rgb: bool | None = None, progress: Callable[[int, int], None] | None = None):
-    """Colorize a grayscale image, stack or dask array.
+             rgb: bool | None = None, progress: Callable[[int, int], None] | None = None,
+             mode: str = "auto", tile: int | None = None, downsample: int | None = None, level: int = 0,
+             temporal: float | bool = False, out=None, dtype=None):
+    """Colorize a grayscale image, stack, dask array or multiscale pyramid.
 
     Parameters
     ----------
-    image : array-like or dask array
+    image : array-like, dask array or list of arrays
         2D grayscale of any dtype, RGB (..., 3) whose lightness is used, or a stack (..., H, W)
-        colorized plane by plane over the leading axes.
+        colorized plane by plane over the leading axes. A list or tuple is a multiscale pyramid
+        (largest first, as napari's multiscale layers); ``level`` picks the one colorized. Memmaps
+        and zarr arrays are read window by window in tiled mode.
     points : (N, 2) array, optional
         Hint positions as row, column pixel coordinates; for stacks (N, ndim) rows whose leading
         coordinates select the plane they apply to.
@@ -68,14 +79,72 @@ def colorize(image, *, points=None, colors=None, model=None, temperature: float 
     rgb : bool, optional
         Whether the last axis is RGB; guessed from a trailing axis of 3 when None.
     progress : callable, optional
-        ``progress(done, total)`` after each plane (numpy input only).
+        ``progress(done, total)`` after each plane, or each row of tiles in tiled mode.
+    mode : {"auto", "whole", "tiled"}
+        "whole" resizes each plane to the model's working size (256 px); "tiled" runs the network
+        at a fixed scale (``downsample``) over overlapping, seamlessly blended tiles with bounded
+        memory. "auto" tiles planes longer than twice the working size, or when ``tile`` is given.
+    tile : int, optional
+        Tile side in network pixels (multiple of 8, at least about 2.5 receptive fields);
+        default 512.
+    downsample : int, optional
+        Image pixels per network pixel in tiled mode; default 2, which matches the scale that
+        "whole" uses at the switch-over size.
+    level : int
+        Pyramid level of a multiscale ``image``; 0 (full resolution) by default.
+    temporal : float or bool
+        Smooth colors along the first axis of a stack (a time series), 0 or False: off, True:
+        0.5. Static regions keep their colors from frame to frame, moving ones follow at once.
+    out : path, array or zarr array, optional
+        Where to write the result. A ``.npy``, ``.tif``/``.tiff`` or ``.zarr`` path is written
+        as a new file, then moved into place, so an existing file is only replaced by a complete
+        result; an array of the output shape is filled in place. Memory then stays bounded by a
+        few tiles however big the image is.
+    dtype : numpy dtype, optional
+        Output type of a new ``out`` file: float32 (default), uint8 or uint16.
 
     Returns
     -------
-    ndarray or dask array
-        float32 RGB in [0, 1], shape ``spatial + (3,)``; dask in gives dask out, computed lazily.
+    ndarray, dask array or the written array
+        float32 RGB in [0, 1], shape ``spatial + (3,)``; dask in gives dask out, computed lazily,
+        unless ``out`` is given.
+    """
+    steps = iter_colorize(image, points=points, colors=colors, model=model, temperature=temperature, rgb=rgb,
+                          mode=mode, tile=tile, downsample=downsample, level=level, temporal=temporal,
+                          out=out, dtype=dtype)
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        if progress and total:
+            progress(done, total)
+
+
+def _pick_level(image, level: int):
+    if isinstance(image, (list, tuple)) or type(image).__name__ == "MultiScaleData":
+        levels = list(image)
+        if not levels:
+            raise InputError("The multiscale image has no levels.")
+        if not 0 <= int(level) < len(levels):
+            raise InputError(f"level must be between 0 and {len(levels) - 1}; got {level}.")
+        return levels[int(level)]
+    if level:
+        raise InputError(f"level={level} needs a multiscale image (a list of arrays, largest first).")
+    return image
+
+
+def iter_colorize(image, *, points=None, colors=None, model=None, temperature=None, rgb=None, mode="auto",
+                  tile=None, downsample=None, level=0, temporal=False, out=None, dtype=None):
+    """Generator behind :func:`colorize` with the same parameters.
+
+    Yields ``(done, total)`` after each plane (or row of tiles) and returns the result, so a
+    caller can report progress and stop between steps.
     """
     m = _as_model(model)
+    image = _pick_level(image, level)
+    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+        raise InputError(f"Expected an array or a list of arrays; got {type(image).__name__}.")
     is_rgb = validate_image(image, rgb)
     shape = tuple(image.shape)
     spatial = shape[-3:-1] if is_rgb else shape[-2:]
@@ -84,9 +153,19 @@ def colorize(image, *, points=None, colors=None, model=None, temperature: float 
     if pts is not None:
         _, _, dropped = check_hints(pts, cols, spatial)
         if dropped:
-            warnings.warn(f"{dropped} hint point(s) lie outside the image and were ignored.", stacklevel=2)
+            warnings.warn(f"{dropped} hint point(s) lie outside the image and were ignored.", stacklevel=3)
     if temperature is not None and not (0.0 < float(temperature) <= 5.0):
         raise InputError(f"Temperature must be in (0, 5]; got {temperature}.")
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}.")
+    alpha = check_temporal(temporal)
+    tiled = mode == "tiled" or (mode == "auto" and (tile is not None or max(spatial) > 2 * m.working_size))
+    k = int(downsample or DEFAULT_DOWNSAMPLE)
+    if k < 1 or (downsample is not None and float(downsample) != k):
+        raise InputError(f"downsample must be a positive integer; got {downsample}.")
+    tile_px = int(tile or DEFAULT_TILE)
+    if tiled:
+        tile_geometry(m, tile_px)  # a bad tile size fails before anything is written
 
     def plane_hints(index: tuple[int, ...]):
         if pts is None:
@@ -94,31 +173,160 @@ def colorize(image, *, points=None, colors=None, model=None, temperature: float 
         sel = np.ones(len(pts), bool) if lead is None else (lead == np.asarray(index)).all(axis=1)
         return pts[sel], np.asarray(cols)[sel]
 
-    def run_plane(plane: np.ndarray, index: tuple[int, ...]) -> np.ndarray:
+    def state_for(states: dict, index: tuple[int, ...]):
+        # one memory per position along the other leading axes; time is the first axis
+        return states.setdefault(index[1:], {}) if alpha and index else None
+
+    def run_plane(plane, index, write=None, state=None):
+        """Generator: colorize one plane, yielding after each row of tiles; returns RGB or None."""
         p, c = plane_hints(index)
-        plane = np.asarray(plane)
-        if np.issubdtype(plane.dtype, np.floating) and not np.isfinite(plane).all():
+        if not tiled:
+            plane = np.asarray(plane)
+            if np.issubdtype(plane.dtype, np.floating) and not np.isfinite(plane).all():
+                raise InputError("The image contains NaN or infinite values; replace them first.")
+            res = colorize_plane(m, plane, p, c, temperature, state=state, temporal=alpha)
+            if write is None:
+                return res
+            write(slice(None), slice(None), res)
+            return None
+        buf = None
+        if write is None:
+            buf = np.empty(tuple(plane.shape[:2]) + (3,), np.float32)
+            write = array_writer(buf)
+        yield from iter_tiled(m, plane, write, p, c, temperature, downsample=k, tile=tile_px, state=state,
+                              temporal=alpha)
+        return buf
+
+    out_shape = lead_shape + spatial + (3,)
+    if _is_dask(image) and out is None:
+        if alpha and lead_shape:
+            return _colorize_dask_temporal(image, is_rgb, lead_shape, run_plane, state_for)
+        return _colorize_dask(image, is_rgb, len(lead_shape), lambda b, i: _drain(run_plane(b, i)))
+
+    if isinstance(image, np.ndarray) and not isinstance(image, np.memmap) and image.dtype.kind in "fc":
+        if not np.isfinite(image).all():
             raise InputError("The image contains NaN or infinite values; replace them first.")
-        return colorize_plane(m, plane, p, c, temperature)
+    target = _Output(out, out_shape, dtype)
+    try:
+        n_planes = int(np.prod(lead_shape))
+        rows_per_plane = _rows_per_plane(m, spatial, k, tile_px) if tiled else 1
+        total, done = n_planes * rows_per_plane, 0
+        states: dict = {}
+        for idx in np.ndindex(*lead_shape):
+            plane = image[idx] if idx else image
+            steps = run_plane(plane, idx, array_writer(target.array, idx), state_for(states, idx))
+            for _ in _iterate(steps):
+                done += 1
+                yield done, total
+            if not tiled:
+                done += 1
+                yield done, total
+    except BaseException:
+        target.abort()
+        raise
+    return target.finish()
 
-    if _is_dask(image):
-        return _colorize_dask(image, is_rgb, len(lead_shape), run_plane)
 
-    arr = np.asarray(image)
-    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
-        raise InputError("The image contains NaN or infinite values; replace them first.")
-    if not lead_shape:
-        out = run_plane(arr, ())
-        if progress:
-            progress(1, 1)
-        return out
-    out = np.empty(lead_shape + spatial + (3,), np.float32)
-    total = int(np.prod(lead_shape))
-    for k, idx in enumerate(np.ndindex(*lead_shape)):
-        out[idx] = run_plane(arr[idx], idx)
-        if progress:
-            progress(k + 1, total)
-    return out
+def _iterate(gen):
+    """Iterate a generator or, for a plain return value, nothing."""
+    if hasattr(gen, "__next__"):
+        yield from gen
+
+
+def _drain(gen):
+    if not hasattr(gen, "__next__"):
+        return gen
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _rows_per_plane(m: Colorizer, spatial, k: int, tile: int) -> int:
+    from .core.tiling import _axis_windows
+
+    geo = tile_geometry(m, tile)
+    return len(_axis_windows(2 * -(-spatial[0] // (2 * k)), geo))
+
+
+class _Output:
+    """The array results go to: in memory, a user's array, or a new file moved into place at the end."""
+
+    def __init__(self, out, shape: tuple, dtype):
+        self.path = self.tmp = None
+        dt = np.dtype(np.float32 if dtype is None else dtype)
+        if dt not in (np.float32, np.float64, np.uint8, np.uint16):
+            raise InputError(f"Output dtype must be float32, float64, uint8 or uint16; got {dt}.")
+        if out is None:
+            self.array = np.empty(shape, dt)
+        elif isinstance(out, (str, os.PathLike)):
+            self.path = Path(out)
+            suffix = self.path.suffix.lower()
+            if suffix not in (".npy", ".zarr", ".tif", ".tiff"):
+                raise InputError(f"Output files must end in .npy, .zarr, .tif or .tiff; got '{self.path.name}'.")
+            if not self.path.parent.is_dir():
+                raise InputError(f"The output folder '{self.path.parent}' does not exist.")
+            self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{suffix}")
+            self.array = _create(self.tmp, suffix, shape, dt)
+        else:
+            if tuple(getattr(out, "shape", ())) != tuple(shape):
+                raise InputError(f"out has shape {tuple(getattr(out, 'shape', ()))}; the result needs {shape}.")
+            odt = np.dtype(getattr(out, "dtype", None))
+            if odt not in (np.float32, np.float64, np.uint8, np.uint16):
+                raise InputError(f"out must be a float32, float64, uint8 or uint16 array; got {odt}.")
+            self.array = out
+
+    def abort(self):
+        if self.tmp is not None:
+            self.array = None
+            _remove(self.tmp)
+
+    def finish(self):
+        if self.tmp is None:
+            return self.array
+        suffix = self.path.suffix.lower()
+        if hasattr(self.array, "flush"):
+            self.array.flush()
+        self.array = None
+        if self.path.is_dir():
+            shutil.rmtree(self.path)  # zarr: the new store is complete, so the old one may go
+        os.replace(self.tmp, self.path)
+        return _open_read(self.path, suffix)
+
+
+def _create(path: Path, suffix: str, shape: tuple, dt: np.dtype):
+    if suffix == ".npy":
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dt, shape=shape)
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        return tifffile.memmap(path, shape=shape, dtype=dt, photometric="rgb")
+    try:
+        import zarr
+    except ImportError as exc:
+        raise InputError("Writing .zarr needs the zarr package: pip install 'napari-colorize[zarr]'.") from exc
+    chunks = (1,) * (len(shape) - 3) + (min(1024, shape[-3]), min(1024, shape[-2]), 3)
+    return zarr.open_array(str(path), mode="w", shape=shape, chunks=chunks, dtype=dt)
+
+
+def _open_read(path: Path, suffix: str):
+    if suffix == ".npy":
+        return np.load(path, mmap_mode="r")
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        return tifffile.memmap(path, mode="r")
+    import zarr
+
+    return zarr.open_array(str(path), mode="r")
+
+
+def _remove(path: Path):
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _is_dask(x) -> bool:
@@ -144,3 +352,26 @@ def _colorize_dask(image, is_rgb: bool, n_lead: int, run_plane):
         return da.map_blocks(block, image, dtype=np.float32, chunks=out_chunks, meta=np.empty((0,) * image.ndim, np.float32))
     return da.map_blocks(block, image, dtype=np.float32, chunks=out_chunks, new_axis=image.ndim,
                          meta=np.empty((0,) * (image.ndim + 1), np.float32))
+
+
+def _colorize_dask_temporal(image, is_rgb: bool, lead_shape: tuple, run_plane, state_for):
+    """Lazy temporal smoothing: each plane's task takes the memory left by the previous frame, so
+    computing the whole stack runs every plane once, in order (one frame alone needs its past)."""
+    import dask
+    import dask.array as da
+
+    n_lead = len(lead_shape)
+    spatial = tuple(image.shape[n_lead : n_lead + 2])
+
+    def step(plane, index, state):
+        state = {key: dict(val) for key, val in (state or {}).items()}
+        rgb = _drain(run_plane(np.asarray(plane), index, None, state_for(state, index)))
+        return rgb, state
+
+    state = None
+    planes = []
+    for idx in np.ndindex(*lead_shape):
+        res = dask.delayed(step, pure=True, nout=2)(image[idx], idx, state)
+        state = res[1]
+        planes.append(da.from_delayed(res[0], spatial + (3,), np.float32))
+    return da.stack(planes).reshape(lead_shape + spatial + (3,))

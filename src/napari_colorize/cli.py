@@ -19,13 +19,27 @@ def _progress(total: int | None, desc: str):
 
 # -- colorize -------------------------------------------------------------------------------
 def _cmd_colorize(args) -> int:
+    from .core.training import default_threads
     from .io import colorize_files
 
-    colorize_files(
-        args.inputs, args.output, model=args.model, temperature=args.temperature,
-        overwrite=args.overwrite, progress=_progress,
-    )
-    return 0
+    if args.scheduler and args.workers:
+        raise ColorizeError("--workers sets local threads; with --scheduler the cluster has its workers.")
+    if args.workers is not None and args.workers < 1:
+        raise ColorizeError(f"--workers must be at least 1, got {args.workers}.")
+    import torch
+
+    threads = torch.get_num_threads()
+    if not args.scheduler:
+        # files run in parallel threads: split the cores between them rather than oversubscribe
+        torch.set_num_threads(max(1, default_threads() // (args.workers or default_threads())))
+    try:
+        counts = colorize_files(
+            args.inputs, args.output, model=args.model, temperature=args.temperature,
+            overwrite=args.overwrite, progress=_progress, scheduler=args.scheduler, workers=args.workers,
+        )
+    finally:
+        torch.set_num_threads(threads)  # main() may be called in-process (tests, scripts)
+    return 1 if counts["failed"] else 0
 
 
 # -- demo -----------------------------------------------------------------------------------
@@ -87,6 +101,17 @@ def _cmd_evaluate(args) -> int:
 
 # -- train ----------------------------------------------------------------------------------
 def _cmd_train(args) -> int:
+    """Train; under torchrun (``WORLD_SIZE`` > 1) as one of several data-parallel processes."""
+    from .core.distributed import init_from_env, shutdown
+
+    ctx = init_from_env(args.device)
+    try:
+        return _train(args, ctx)
+    finally:
+        shutdown(ctx)
+
+
+def _train(args, ctx) -> int:
     import itertools
 
     import numpy as np
@@ -97,14 +122,22 @@ def _cmd_train(args) -> int:
     from .core.modelfile import load
     from .core.training import TrainConfig, Trainer, default_threads, new_model
 
-    torch.set_num_threads(args.threads or default_threads())
+    main_rank = ctx.is_main
+    if args.batch_size % ctx.world_size:
+        raise ColorizeError(f"--batch-size {args.batch_size} must be a multiple of the {ctx.world_size} processes.")
+    # processes on one machine share its cores
+    torch.set_num_threads(args.threads or max(1, default_threads() // ctx.local_world_size))
     cache = Path(args.cache_dir) if args.cache_dir else None
     t0 = time.time()
+    if not main_rank:
+        ctx.barrier()  # rank 0 reads first and fills the cache; the others then read the cache
     images = load_array([Path(p) for p in args.data], size=args.size, cache_dir=cache)
-    print(f"training images: {len(images)} (gray and sepia ones dropped), read in {time.time() - t0:.0f}s",
-          file=sys.stderr)
+    if main_rank:
+        ctx.barrier()
+        print(f"training images: {len(images)} (gray and sepia ones dropped), read in {time.time() - t0:.0f}s",
+              file=sys.stderr)
     val = None
-    if args.val:
+    if args.val and main_rank:  # only rank 0 validates
         val = np.stack([rgb for _, rgb in itertools.islice(iter_images(args.val), args.val_count)])
     if args.base:
         import copy
@@ -114,9 +147,14 @@ def _cmd_train(args) -> int:
         model = new_model(images, width=args.width, lam=args.rebalance_lambda, seed=args.seed)
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       width=model.config["width"], crop=min(args.size, args.crop),
-                      val_every=args.val_every, decoder_only=args.decoder_only)
+                      val_every=args.val_every, decoder_only=args.decoder_only, device=ctx.device)
 
     def validate(m):
+        if ctx.device != "cpu":  # inference runs on the CPU: validate a CPU copy
+            import copy
+
+            m = copy.deepcopy(m)
+            m.net.to("cpu")
         out = {}
         for n in (0, 10):
             r = evaluate(m, val, n_hints=n, full=False, seed=args.seed)
@@ -126,12 +164,17 @@ def _cmd_train(args) -> int:
         return out
 
     trainer = Trainer(model, images, cfg, checkpoint_dir=args.checkpoint_dir,
-                      validate=validate if val is not None else None)
-    if args.resume and trainer.load_checkpoint():
+                      validate=validate if val is not None else None, dist=ctx)
+    if args.resume and trainer.load_checkpoint() and main_rank:
         print(f"resumed at step {trainer.step}", file=sys.stderr)
-    bar = _progress(cfg.steps, "train")
-    bar.unit = "step"
-    bar.update(trainer.step)
+    if ctx.enabled and main_rank:
+        print(f"data parallel: {ctx.world_size} processes ({'nccl' if ctx.device != 'cpu' else 'gloo'}), "
+              f"{cfg.batch_size // ctx.world_size} crops each per step", file=sys.stderr)
+    bar = None
+    if main_rank:
+        bar = _progress(cfg.steps, "train")
+        bar.unit = "step"
+        bar.update(trainer.step)
 
     def cb(info):
         bar.update(1)
@@ -140,22 +183,28 @@ def _cmd_train(args) -> int:
             bar.write(json.dumps({"step": info.step, **info.val}))
 
     t_start = time.time()
-    trainer.run(callback=cb)
-    bar.close()
-    model.card.update({
-        "architecture": f"ColorNet U-Net, width {model.config['width']}, {model.n_parameters()} parameters, "
-                        f"{model.bins.shape[0]} ab bins, input (L, hint a, hint b, hint mask)",
-        "training": {
-            "command": "napari-colorize " + " ".join(sys.argv[1:]) if sys.argv else "",
-            "data": [str(p) for p in args.data], "n_images": int(len(images)),
-            "steps": trainer.step, "seed": args.seed, "batch_size": cfg.batch_size, "lr": cfg.lr,
-            "base": args.base, "rebalance_lambda": args.rebalance_lambda, "seconds_this_run": round(time.time() - t_start),
-            "torch": torch.__version__,
-        },
-        "history": trainer.history,
-    })
-    path = model.save(args.out)
-    print(f"saved {path}", file=sys.stderr)
+    trainer.run(callback=cb if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    ctx.check_in_sync(model.net)
+    if main_rank:
+        model.net.to("cpu")
+        model.card.update({
+            "architecture": f"ColorNet U-Net, width {model.config['width']}, {model.n_parameters()} parameters, "
+                            f"{model.bins.shape[0]} ab bins, input (L, hint a, hint b, hint mask)",
+            "training": {
+                "command": "napari-colorize " + " ".join(sys.argv[1:]) if sys.argv else "",
+                "data": [str(p) for p in args.data], "n_images": int(len(images)),
+                "steps": trainer.step, "seed": args.seed, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                "base": args.base, "rebalance_lambda": args.rebalance_lambda,
+                "seconds_this_run": round(time.time() - t_start), "torch": torch.__version__,
+                "processes": ctx.world_size,
+            },
+            "history": trainer.history,
+        })
+        path = model.save(args.out)
+        print(f"saved {path}", file=sys.stderr)
+    ctx.barrier()  # no process leaves before the model is saved
     return 0
 
 
@@ -163,12 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="napari-colorize", description="Colorize grayscale images with a CNN.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("colorize", help="colorize image files or folders")
-    c.add_argument("inputs", nargs="+", help="image files (PNG, TIFF, JPEG) or folders")
+    c = sub.add_parser("colorize", help="colorize image files, folders or zarr arrays",
+                       epilog="Exit status: 0 all done, 1 some inputs failed (listed), 2 error.")
+    c.add_argument("inputs", nargs="+", help="image files (PNG, TIFF, JPEG), folders or zarr arrays")
     c.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     c.add_argument("--model", default=None, help="model name or path (default: bundled)")
     c.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature")
-    c.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    c.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    c.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on this dask.distributed scheduler (e.g. tcp://host:8786); inputs and outputs "
+                        "must be on a file system its workers share. Default: local threads")
+    c.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local threads colorizing files in parallel (default: one per core)")
     c.set_defaults(func=_cmd_colorize)
 
     d = sub.add_parser("demo", help="colorize a grayscale sample photo with the bundled model")
@@ -186,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_cmd_evaluate)
 
-    t = sub.add_parser("train", help="train a model from scratch or from --base")
+    t = sub.add_parser("train", help="train a model from scratch or from --base",
+                       epilog="Data parallel: torchrun --nproc_per_node N -m napari_colorize.cli train ... "
+                              "(--batch-size is the total over the N processes).")
     t.add_argument("--data", nargs="+", required=True, help="folders or tars of color photos")
     t.add_argument("--val", default=None, help="folder or tar for validation")
     t.add_argument("--val-count", type=int, default=300)
@@ -206,7 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-dir", default=None)
     t.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
     t.add_argument("--cache-dir", default=None, help="cache decoded images here")
-    t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--threads", type=int, default=None,
+                   help="torch threads per process (default: the cores, shared among local processes)")
+    t.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: train on GPU LOCAL_RANK (NCCL under torchrun); cpu uses gloo")
     t.set_defaults(func=_cmd_train)
     return p
 

@@ -29,6 +29,7 @@ from magicgui.widgets import (
 )
 
 from .._layers import image_data, publish
+from .._threading import make_worker
 from .._train_jobs import FinetuneStatus, finetune_job
 from ..core.errors import ColorizeError, InputError
 from ..core.finetune import DEFAULTS, FinetuneSettings
@@ -314,8 +315,6 @@ class FinetuneWidget(Container):
         self._launch(images, val, name=self._last["name"], base=self._last["base"], settings=settings, resume=True)
 
     def _launch(self, images, val, *, name, base, settings, resume):
-        from napari.qt.threading import create_worker
-
         folder = self.folder.value
         folder = None if folder is None or str(folder) in ("", ".") else folder
         try:
@@ -327,13 +326,12 @@ class FinetuneWidget(Container):
         self.plot.clear()
         self.progress.value = 0
         self._run_info = {"name": name, "base": base}
-        worker = create_worker(
+        worker = make_worker(
             finetune_job, images, name=name, target=user_dir() / name, settings=settings, model=base,
             val_images=val, folder=folder, checkpoint_dir=checkpoint_dir(name), resume=resume, preview=preview,
-            preview_every=float(self.preview_every.value), stop=self._stop.is_set, _start_thread=False)
+            preview_every=float(self.preview_every.value), stop=self._stop.is_set, errored=self._on_error)
         worker.yielded.connect(self._on_event)
         worker.returned.connect(self._on_returned)
-        worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self.start_btn.enabled = self.resume_btn.enabled = False

@@ -8,6 +8,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 
 from .._layers import hints_from_points, image_data, publish
+from .._threading import make_worker
 from ..core.errors import ColorizeError
 from ..core.inspect import STAGES, feature_maps, suggest_colors, uncertainty
 from ..core.modelfile import available_models, load, on_models_changed
@@ -97,8 +98,6 @@ class InspectWidget(Container):
         return source, plane, idx, points, colors, load(self.model.value)
 
     def _start(self, what: str, **extra):
-        from napari.qt.threading import create_worker
-
         if self._worker is not None:
             return
         try:
@@ -114,9 +113,8 @@ class InspectWidget(Container):
                 return uncertainty(model, plane, points, colors)
             return suggest_colors(model, plane, extra["row"], extra["col"], N_SWATCHES, points, colors)
 
-        worker = create_worker(job, _start_thread=False)
+        worker = make_worker(job, errored=self._on_error)
         worker.returned.connect(lambda res: self._done(what, source, idx, res, extra))
-        worker.errored.connect(self._on_error)
         worker.finished.connect(self._finished)
         self._worker = worker
         self.status.value = f"computing {what} of '{source.name}'..."

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, PushButton, RadioButtons, Select
 
+from .._threading import make_worker
 from ..core.errors import ColorizeError, InputError
 from ..core.metrics import FULL_REFERENCE_KEYS, NO_REFERENCE_KEYS, ab_histogram, report_planes, summarize
 
@@ -294,8 +295,6 @@ class MetricsWidget(Container):
 
     def update_metrics(self, *_, quiet: bool = False):
         """Measure the chosen layers in a thread worker; a running job is stopped and redone."""
-        from napari.qt.threading import create_worker
-
         if self._worker is not None:
             self._pending = True
             self._worker.quit()
@@ -305,10 +304,9 @@ class MetricsWidget(Container):
             if not quiet:
                 self._error("Choose one or more RGB layers to measure.")
             return
-        worker = create_worker(metrics_job, items, reference, _start_thread=False)
+        worker = make_worker(metrics_job, items, reference, errored=self._on_error)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda res, m=self.planes.value, p=self._request_planes: self._on_result(res, m, p))
-        worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self.status.value = "measuring..."

@@ -13,6 +13,7 @@ from .errors import InputError
 from .hints import check_hints, rasterize_hints
 from .model import annealed_mean, encode_input
 from .modelfile import Colorizer
+from .temporal import smooth_ab
 
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -84,13 +85,20 @@ def predict_logits(model: Colorizer, l_full: torch.Tensor, hint_ab=None, hint_ma
 
 @torch.inference_mode()
 def predict_ab(model: Colorizer, l_full: torch.Tensor, hint_ab=None, hint_mask=None,
-               temperature: float | None = None) -> torch.Tensor:
-    """Full-resolution ab (B, 2, H, W) for lightness (B, 1, H, W) in [0, 100]."""
+               temperature: float | None = None, state: dict | None = None,
+               temporal: float = 0.0) -> torch.Tensor:
+    """Full-resolution ab (B, 2, H, W) for lightness (B, 1, H, W) in [0, 100].
+
+    With ``state`` (a dict kept across the frames of a stack) and ``temporal`` > 0, ab is
+    smoothed with the previous frame's (:func:`.temporal.smooth_ab`).
+    """
     t = model.temperature if temperature is None else float(temperature)
     logits, _ = predict_logits(model, l_full, hint_ab, hint_mask)
     ab_low = annealed_mean(logits, model.bins, t, model.log_bias)
     l_low = F.interpolate(l_full, size=ab_low.shape[-2:], mode="area")
-    return guided_upsample(ab_low, l_low, l_full)
+    ab = guided_upsample(ab_low, l_low, l_full)
+    # smoothed at full resolution: the guided filter passes each frame's sensor noise in L into ab
+    return smooth_ab(state, "whole", ab, l_full, temporal)
 
 
 def plane_lightness(plane: np.ndarray) -> np.ndarray:
@@ -102,15 +110,20 @@ def plane_lightness(plane: np.ndarray) -> np.ndarray:
 
 
 def colorize_plane(model: Colorizer, plane: np.ndarray, points=None, colors=None,
-                   temperature: float | None = None) -> np.ndarray:
-    """Colorize one 2D plane (gray, or RGB whose L is used): float32 RGB (H, W, 3) in [0, 1]."""
+                   temperature: float | None = None, *, state: dict | None = None,
+                   temporal: float = 0.0) -> np.ndarray:
+    """Colorize one 2D plane (gray, or RGB whose L is used): float32 RGB (H, W, 3) in [0, 1].
+
+    The whole plane is resized to the model's working size. ``state`` and ``temporal`` smooth
+    chroma across consecutive planes of a stack (see :func:`predict_ab`).
+    """
     l_np = plane_lightness(plane)
     shape = l_np.shape
     pts, cols, _ = check_hints(points, colors, shape)
     l_full = torch.from_numpy(np.ascontiguousarray(l_np))[None, None]
     hw = work_shape(shape, model.working_size)
     hint_ab, mask = rasterize_hints(pts, cols, shape, hw)
-    ab = predict_ab(model, l_full, hint_ab, mask, temperature)
+    ab = predict_ab(model, l_full, hint_ab, mask, temperature, state, temporal)
     lab = torch.cat([l_full, ab], dim=1)[0]
     with torch.inference_mode():
         rgb = lab_to_rgb_in_gamut(lab)

@@ -1,7 +1,8 @@
 """Training and validating the colorizer, from scratch or from a base model.
 
 Every step draws its batch, flips and hints from ``default_rng([seed, step])``, so a run resumed
-from a checkpoint takes the same path as one that never stopped.
+from a checkpoint takes the same path as one that never stopped. Under torchrun (see
+:mod:`.distributed`) each process draws its share of the batch from ``[seed, step, rank]``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from .color import ab_bins, rgb_to_lab_t
+from .distributed import DistContext
 from .hints import simulate_hints
 from .model import encode_input, rebalance_weights, soft_encode
 from .modelfile import Colorizer, _atomic
@@ -98,17 +100,18 @@ def random_crops(images, n: int, crop: int, rng: np.random.Generator) -> np.ndar
     return out
 
 
-def loss_fn(model: Colorizer, rgb_u8: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+def loss_fn(model: Colorizer, rgb_u8: np.ndarray, rng: np.random.Generator, net=None) -> torch.Tensor:
     """Rebalanced soft-encoded cross entropy of one batch with simulated hints.
 
     Targets and hints are made on the CPU and moved to the network's device, so ``model.bins``
-    and ``model.rebalance`` stay where they are.
+    and ``model.rebalance`` stay where they are. ``net`` runs the forward pass instead of
+    ``model.net`` (its DistributedDataParallel wrapper, whose forward arms the gradient all-reduce).
     """
     dev = next(model.net.parameters()).device
     l_chan, ab = lab_batch(rgb_u8)
     hint_ab, mask = simulate_hints(ab, rng)
     x = encode_input(l_chan, hint_ab, mask).to(dev, memory_format=torch.channels_last)
-    logits = model.net(x)
+    logits = (net or model.net)(x)
     target = torch.nn.functional.avg_pool2d(ab, 2)
     idx, wgt = soft_encode(target, model.bins)
     weight = model.rebalance[idx[:, 0]].to(dev)
@@ -150,18 +153,27 @@ class Trainer:
     sampler : callable, optional
         ``sampler(images, n, crop, rng) -> uint8 (n, crop, crop, 3)`` batch maker; default
         :func:`random_crops`.
+    dist : DistContext, optional
+        Data-parallel run (from :func:`.distributed.init_from_env`): each process trains on
+        ``cfg.batch_size / world_size`` crops, gradients are averaged, only rank 0 validates and
+        writes checkpoints. Default: a single process.
     """
 
     def __init__(self, model: Colorizer, images, cfg: TrainConfig, checkpoint_dir=None,
-                 validate: Callable[[Colorizer], dict] | None = None, sampler=None):
+                 validate: Callable[[Colorizer], dict] | None = None, sampler=None,
+                 dist: DistContext | None = None):
+        self.dist = dist or DistContext(device=cfg.device)
+        if cfg.batch_size % self.dist.world_size:
+            raise ValueError(f"batch size {cfg.batch_size} does not split evenly over "
+                             f"{self.dist.world_size} processes")
+        self._ddp = None  # DistributedDataParallel wrapper, made when training starts
         self.model = model
         self.images = images
         self.cfg = cfg
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.validate = validate
         self.sampler = sampler or random_crops
-        # channels_last: about a quarter faster for these convolutions on CPU (measured, AVX2)
-        model.net.to(cfg.device, memory_format=torch.channels_last)
+        model.net.to(cfg.device)
         self.params = _trainable(model, cfg.decoder_only)
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=1e-4)
         self.step = 0
@@ -243,43 +255,58 @@ class Trainer:
         cfg = self.cfg
         start = time.perf_counter()
         first = self.step
+        # channels_last: about a quarter faster for these convolutions on CPU (measured, AVX2);
+        # the default layout comes back at the end, so a trained model computes as a loaded one
+        self.model.net.to(memory_format=torch.channels_last)
+        ddp = self.dist
+        if ddp.enabled and self._ddp is None:
+            # wrapped here, after any load_checkpoint() and in the training layout; wrapping
+            # copies rank 0's weights to every process
+            self._ddp = ddp.wrap(self.model.net)
         self.train_mode()
         running = None
         try:
             while self.step < cfg.steps:
-                if stop is not None and stop():
+                halt = (stop is not None and stop()) or (
+                    cfg.seconds is not None and time.perf_counter() - start > cfg.seconds)
+                if ddp.any(halt):  # every process stops at the same step, or the others would hang
                     break
-                if cfg.seconds is not None and time.perf_counter() - start > cfg.seconds:
-                    break
-                rng = np.random.default_rng([cfg.seed, self.step])
-                batch = self.sampler(self.images, cfg.batch_size, cfg.crop, rng)
+                seed = [cfg.seed, self.step, ddp.rank] if ddp.enabled else [cfg.seed, self.step]
+                rng = np.random.default_rng(seed)
+                batch = self.sampler(self.images, cfg.batch_size // ddp.world_size, cfg.crop, rng)
                 lr = _lr_at(cfg, self.step)
                 for g in self.opt.param_groups:
                     g["lr"] = lr
-                loss = loss_fn(self.model, batch, rng)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss.item()} at step {self.step}")
+                # the plain call when alone: fine-tuning and its tests wrap loss_fn(model, batch, rng)
+                loss = (loss_fn(self.model, batch, rng, net=self._ddp) if ddp.enabled
+                        else loss_fn(self.model, batch, rng))
+                mean_loss = ddp.mean(loss)  # the same on every process, so all raise together
+                if not torch.isfinite(mean_loss):
+                    raise FloatingPointError(f"loss became {mean_loss.item()} at step {self.step}")
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.params, 5.0)
                 self.opt.step()
                 self.step += 1
-                lv = loss.item()
+                lv = mean_loss.item()
                 running = lv if running is None else 0.98 * running + 0.02 * lv
                 info = StepInfo(self.step, cfg.steps, lv, lr, time.perf_counter() - start,
                                 done=self.step - first)
                 record = {"step": self.step, "loss": round(running, 5)}
-                if self.validate is not None and (self.step % cfg.val_every == 0 or self.step == cfg.steps):
+                if self.validate is not None and ddp.is_main and (
+                        self.step % cfg.val_every == 0 or self.step == cfg.steps):
                     self.model.net.eval()
                     info.val = self.validate(self.model)
                     self.train_mode()
                     record.update(info.val)
                 if self.step % 50 == 0 or info.val:
                     self.history.append(record)
-                if self.checkpoint_dir and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
+                if self.checkpoint_dir and ddp.is_main and (
+                        self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
                     self.save_checkpoint()
                 yield info
         finally:
+            self.model.net.to(memory_format=torch.contiguous_format)
             self.model.net.eval()
 
 

@@ -1,0 +1,114 @@
+"""Time and peak memory of colorizing big images, each size in a fresh process.
+
+    python benchmarks/bench_tiled.py [--sizes 256 1024 4096] [--big 16000] [--big-downsample 2]
+
+The small sizes are numpy arrays colorized in memory (``mode="auto"``: whole below 513 px, tiled
+above). The big case is generated lazily (a dask array of photo tiles, never held whole) and
+written tile by tile to a uint8 ``.zarr`` store, so its peak RSS should not depend on its size.
+Peak RSS is ``ru_maxrss`` of the child process; "base" is that after imports and model load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _photo():
+    import numpy as np
+    from skimage import data
+    from skimage.color import rgb2gray
+
+    g = (rgb2gray(data.astronaut()) * 255).astype(np.uint8)
+    g = np.concatenate([g, g[:, ::-1]], axis=1)
+    return np.concatenate([g, g[::-1]], axis=0)  # 1024 x 1024, mirrored so tiles join smoothly
+
+
+def child(size: int, big: bool, downsample: int, out_dir: str) -> dict:
+    import numpy as np
+
+    from napari_colorize import colorize, load_model
+
+    model = load_model()
+    photo = _photo()
+    if big:
+        import dask.array as da
+
+        def block(_, block_info=None):
+            (r0, r1), (c0, c1) = block_info[None]["array-location"]
+            ys, xs = np.arange(r0, r1) % 1024, np.arange(c0, c1) % 1024
+            return photo[np.ix_(ys, xs)]
+
+        image = da.zeros((size, size), dtype=np.uint8, chunks=1024).map_blocks(block, dtype=np.uint8)
+    else:
+        reps = -(-size // 1024)
+        image = np.ascontiguousarray(np.tile(photo, (reps, reps))[:size, :size])
+    base = _rss_mb()
+    t0 = time.perf_counter()
+    last = [t0]
+
+    def progress(done, total):
+        now = time.perf_counter()
+        if big and now - last[0] > 30:
+            print(f"  ... {done}/{total} tile rows, {now - t0:.0f} s", file=sys.stderr, flush=True)
+            last[0] = now
+
+    kw = {"model": model, "progress": progress}
+    if big:
+        kw.update(out=str(Path(out_dir) / "big.zarr"), dtype="uint8", downsample=downsample)
+    res = colorize(image, **kw)
+    seconds = time.perf_counter() - t0
+    assert res.shape == (size, size, 3)
+    return {"size": size, "seconds": seconds, "peak_mb": _rss_mb(), "base_mb": base,
+            "mode": "tiled" if size > 2 * model.working_size else "whole",
+            "output": "zarr uint8" if big else "numpy float32"}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[256, 1024, 4096])
+    ap.add_argument("--big", type=int, default=16000, help="side of the lazily generated case; 0 skips it")
+    ap.add_argument("--big-downsample", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--child-big", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--out-dir", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.child_big, args.big_downsample, args.out_dir)))
+        return 0
+
+    runs = [(s, False) for s in args.sizes] + ([(args.big, True)] if args.big else [])
+    print(f"{'size':>7} {'mode':>6} {'output':>14} {'time s':>8} {'s/MP':>7} {'peak MB':>8} {'base MB':>8}")
+    for size, big in runs:
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, __file__, "--child", str(size), "--out-dir", tmp,
+                   "--big-downsample", str(args.big_downsample)] + (["--child-big"] if big else [])
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+            except subprocess.TimeoutExpired as exc:
+                print(f"{size:>7} timed out after {args.timeout:.0f} s; last progress: "
+                      f"{(exc.stderr or b'').decode(errors='replace').strip().splitlines()[-1:]}")
+                continue
+        if proc.returncode:
+            print(f"{size:>7} failed:\n{proc.stderr[-2000:]}")
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        mp = size * size / 1e6
+        print(f"{size:>7} {r['mode']:>6} {r['output']:>14} {r['seconds']:8.2f} {r['seconds'] / mp:7.2f} "
+              f"{r['peak_mb']:8.0f} {r['base_mb']:8.0f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
