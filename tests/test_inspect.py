@@ -12,10 +12,10 @@ from napari_colorize.core.inspect import STAGES, feature_maps, suggest_colors, u
 
 @pytest.mark.parametrize("stage, down", [("enc1", 1), ("enc2", 2), ("enc4", 8), ("dec2", 2)])
 def test_feature_maps_have_the_stage_resolution(model, gray_photo, stage, down):
-    img = gray_photo[:200, :160]
+    img = gray_photo[:120, :96]  # inside the working size: maps at the stage's own resolution
     maps, scale = feature_maps(model, img, stage)
     assert maps.ndim == 3 and maps.shape[0] == model.net.stages[stage][-1][0].out_channels
-    assert maps.shape[1:] == (200 // down, 160 // down)
+    assert maps.shape[1:] == (120 // down, 96 // down)
     np.testing.assert_allclose(scale, (down, down))
     assert np.isfinite(maps).all() and maps.std() > 0
 
@@ -48,18 +48,18 @@ def test_suggested_colors_are_sorted_and_keep_the_pixel_lightness(model, gray_ph
 def test_inspect_widget_adds_layers_and_palette_adds_hints(qtbot, make_napari_viewer, gray_photo, model):
     viewer = make_napari_viewer()
     _, w = viewer.window.add_plugin_dock_widget("napari-colorize", "Inspect model")
-    src = viewer.add_image(gray_photo[:128, :160], name="photo", scale=(2.0, 2.0))
+    src = viewer.add_image(gray_photo[:96, :120], name="photo", scale=(2.0, 2.0))
     w.reset_choices()
     w.image.value = src
     w.stage.value = "enc3"
     w._start("maps")
     qtbot.waitUntil(lambda: w._worker is None, timeout=30000)
     maps = viewer.layers["photo features enc3"]
-    assert maps.data.shape == (model.net.enc3[-1][0].out_channels, 32, 40)
+    assert maps.data.shape == (model.net.enc3[-1][0].out_channels, 24, 30)
     np.testing.assert_allclose(maps.scale[-2:], (8.0, 8.0))
     w._start("uncertainty")
     qtbot.waitUntil(lambda: w._worker is None, timeout=30000)
-    assert viewer.layers["photo uncertainty"].data.shape == (128, 160)
+    assert viewer.layers["photo uncertainty"].data.shape == (96, 120)
 
     w.pick_at(60.0, 80.0)
     qtbot.waitUntil(lambda: w._worker is None, timeout=30000)

@@ -159,7 +159,7 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}.")
     alpha = check_temporal(temporal)
-    tiled = mode == "tiled" or (mode == "auto" and (tile is not None or max(spatial) > 2 * m.working_size))
+    tiled = mode == "tiled" or (mode == "auto" and (tile is not None or max(spatial) > m.tile_above))
     k = int(downsample or DEFAULT_DOWNSAMPLE)
     if k < 1 or (downsample is not None and float(downsample) != k):
         raise InputError(f"downsample must be a positive integer; got {downsample}.")

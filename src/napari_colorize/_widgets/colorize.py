@@ -11,6 +11,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, Label, 
 
 from .._jobs import colorize_job, preview_job
 from .._layers import fov_crop, hints_from_points, image_data, level_factor, level_placement, publish
+from .._threading import make_worker
 from ..api import MODES
 from ..core.errors import ColorizeError
 from ..core.inference import validate_image
@@ -140,8 +141,6 @@ class ColorizeWidget(Container):
     # -- running ---------------------------------------------------------------------------------
     def run(self, *_):
         """Start colorizing the chosen image layer in a thread worker."""
-        from napari.qt.threading import create_worker
-
         if self._worker is not None:
             return
         source = self.image.value
@@ -164,17 +163,15 @@ class ColorizeWidget(Container):
             self._error(str(exc))
             return
         self._started = time.perf_counter()
-        worker = create_worker(colorize_job, data, rgb=rgb, points=points, colors=colors, model=model,
+        worker = make_worker(colorize_job, data, rgb=rgb, points=points, colors=colors, model=model,
                                temperature=self.temperature.value, mode=self.mode.value,
-                               temporal=float(self.temporal.value), _start_thread=False)
+                               temporal=float(self.temporal.value), errored=self._on_error)
         scale, translate = level_placement(source, level)
         self._start(worker, f"colorizing '{source.name}'...",
                     lambda result, src=source: self._on_result(src, result, scale=scale, translate=translate))
 
     def preview(self, *_):
         """Colorize just the visible part of the current plane, quickly, into ``<input> preview``."""
-        from napari.qt.threading import create_worker
-
         if self._worker is not None:
             return
         source = self.image.value
@@ -192,8 +189,8 @@ class ColorizeWidget(Container):
             self._error(str(exc))
             return
         self._started = time.perf_counter()
-        worker = create_worker(preview_job, crop, rgb=rgb, points=points, colors=colors, model=model,
-                               temperature=self.temperature.value, _start_thread=False)
+        worker = make_worker(preview_job, crop, rgb=rgb, points=points, colors=colors, model=model,
+                               temperature=self.temperature.value, errored=self._on_error)
         self._start(worker, f"previewing '{source.name}'...",
                     lambda result, src=source: self._on_result(src, result, "preview", scale, translate))
 
@@ -212,7 +209,6 @@ class ColorizeWidget(Container):
     def _start(self, worker, message: str, on_result):
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(on_result)
-        worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self.run_btn.enabled = self.preview_btn.enabled = False

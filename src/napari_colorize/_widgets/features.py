@@ -248,7 +248,10 @@ class _WorkerDock(Container):
         self.reset_choices()
 
     def _on_param(self, *_):
-        if not self.live.value or self.image.value is None:
+        try:
+            if not self.live.value or self.image.value is None:
+                return
+        except RuntimeError:  # a debounced call that fires after the dock was closed
             return
         if self._worker is not None:
             self._pending = True

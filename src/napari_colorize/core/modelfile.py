@@ -71,6 +71,15 @@ class Colorizer:
     def working_size(self) -> int:
         return int(self.config.get("working_size", 256))
 
+    @property
+    def tile_above(self) -> int:
+        """Longest side above which ``colorize(mode="auto")`` tiles; default twice the working size.
+
+        A model that colors best when it sees the whole picture small sets it high, so that only
+        images too big to hold whole are tiled.
+        """
+        return int(self.config.get("tile_above", 2 * self.working_size))
+
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
 
