@@ -67,6 +67,7 @@ class ColorizeWidget(Container):
         self.progress = ProgressBar(label="Progress", min=0, max=1, value=0)
         self.status = Label(value="")
         self.status.native.setWordWrap(True)
+        self.status.native.setMinimumHeight(40)  # two wrapped lines; a one-line box clips the message
         self.extend([self.image, self.level, self.hints, self.model, self.temperature, self.mode,
                      self.temporal, self.auto,
                      Container(widgets=[self.run_btn, self.stop_btn], layout="horizontal", labels=False),
