@@ -2,8 +2,9 @@
 
     python benchmarks/bench_tiled.py [--sizes 256 1024 4096] [--big 16000] [--big-downsample 2]
 
-The small sizes are numpy arrays colorized in memory (``mode="auto"``: whole below 513 px, tiled
-above). The big case is generated lazily (a dask array of photo tiles, never held whole) and
+The small sizes are numpy arrays colorized in memory (``mode="auto"``: whole up to the model's
+``tile_above``, 4096 px for the bundled model, tiled above). The big case is generated lazily (a
+dask array of photo tiles, never held whole) and
 written tile by tile to a uint8 ``.zarr`` store, so its peak RSS should not depend on its size.
 Peak RSS is ``ru_maxrss`` of the child process; "base" is that after imports and model load.
 """
@@ -70,7 +71,7 @@ def child(size: int, big: bool, downsample: int, out_dir: str) -> dict:
     seconds = time.perf_counter() - t0
     assert res.shape == (size, size, 3)
     return {"size": size, "seconds": seconds, "peak_mb": _rss_mb(), "base_mb": base,
-            "mode": "tiled" if size > 2 * model.working_size else "whole",
+            "mode": "tiled" if size > model.tile_above else "whole",
             "output": "zarr uint8" if big else "numpy float32"}
 
 
