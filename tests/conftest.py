@@ -33,3 +33,15 @@ def gray_photo(photo):
     from skimage.color import rgb2gray
 
     return (rgb2gray(photo) * 255).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module: tiny batches gain nothing from threads, and on a busy
+    2-core machine oversubscribed torch threads make each training step many times slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -16,14 +16,7 @@ from napari_colorize.core.color import rgb_to_lab
 TINY = {"batch_size": 8, "crop": 48}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny batches gain nothing from threads, and on a busy 2-core machine oversubscribed
-    # torch threads make each step ~40x slower
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

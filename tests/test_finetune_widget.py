@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # see test_finetune.py: oversubscribed torch threads on a busy 2-core machine are ~40x slower
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
