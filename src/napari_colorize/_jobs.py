@@ -7,6 +7,7 @@ progress and be stopped between planes (or rows of tiles) without any Qt here.
 from __future__ import annotations
 
 from .api import _is_dask, iter_colorize
+from .core._gen import drain
 
 
 def colorize_job(data, *, rgb: bool, points=None, colors=None, model=None, temperature=None, mode="auto",
@@ -31,16 +32,8 @@ def colorize_job(data, *, rgb: bool, points=None, colors=None, model=None, tempe
 def preview_job(data, *, rgb: bool, model=None, temperature=None, points=None, colors=None):
     """Colorize a small field-of-view crop in one quick whole-image pass."""
     yield {"done": 0, "total": 1}
-    out = next(_finish(iter_colorize(data, points=points, colors=colors, model=model, temperature=temperature,
-                                     rgb=rgb, mode="whole")))
+    out = drain(iter_colorize(data, points=points, colors=colors, model=model, temperature=temperature,
+                              rgb=rgb, mode="whole"))
     yield {"done": 1, "total": 1}
     return out
 
-
-def _finish(steps):
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            yield stop.value
-            return

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .core._gen import drain
 from .core.errors import InputError
 from .core.hints import check_hints
 from .core.inference import colorize_plane, validate_image
@@ -112,13 +113,7 @@ def colorize(image, *, points=None, colors=None, model=None, temperature: float 
     steps = iter_colorize(image, points=points, colors=colors, model=model, temperature=temperature, rgb=rgb,
                           mode=mode, tile=tile, downsample=downsample, level=level, temporal=temporal,
                           out=out, dtype=dtype)
-    while True:
-        try:
-            done, total = next(steps)
-        except StopIteration as stop:
-            return stop.value
-        if progress and total:
-            progress(done, total)
+    return drain(steps, lambda step: progress(*step) if progress and step[1] else None)
 
 
 def _pick_level(image, level: int):
@@ -234,13 +229,7 @@ def _iterate(gen):
 
 
 def _drain(gen):
-    if not hasattr(gen, "__next__"):
-        return gen
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drain(gen) if hasattr(gen, "__next__") else gen
 
 
 def _rows_per_plane(m: Colorizer, spatial, k: int, tile: int) -> int:

@@ -13,6 +13,7 @@ from scipy.cluster.vq import kmeans2
 from skimage import color as skcolor
 from skimage import segmentation
 
+from ._gen import drain
 from ._planes import check_image, check_not_constant, iter_planes, map_planes, unit
 from .edges import plane_gradient
 from .errors import InputError
@@ -95,14 +96,6 @@ def superpixels_job(image, method: str = "slic", *, rgb: bool | None = None, n_s
     return out
 
 
-def _run(job):
-    while True:
-        try:
-            next(job)
-        except StopIteration as stop:
-            return stop.value
-
-
 def superpixels(image, method: str = "slic", **kwargs):
     """Superpixels of every plane as int32 labels.
 
@@ -113,7 +106,7 @@ def superpixels(image, method: str = "slic", **kwargs):
         ``felzenszwalb`` (graph based; ``scale``, ``sigma``, ``min_size``) or ``watershed`` on the
         gradient magnitude (Di Zenzo on RGB) from ``n_segments`` grid markers.
     """
-    return _run(superpixels_job(image, method, **kwargs))
+    return drain(superpixels_job(image, method, **kwargs))
 
 
 def kmeans_job(image, k: int = 4, *, rgb: bool | None = None, seed: int = 0, sample: int = 50_000):
@@ -156,7 +149,7 @@ def color_kmeans(image, k: int = 4, **kwargs):
 
     Centers are fitted on a pixel sample over all planes, then every pixel gets its nearest center.
     """
-    return _run(kmeans_job(image, k, **kwargs))
+    return drain(kmeans_job(image, k, **kwargs))
 
 
 def segment_job(image, method: str, **kwargs):
