@@ -278,3 +278,75 @@ def test_temperature_out_of_range(model, gray_photo):
 def test_lab_round_trip_of_in_gamut_photo(photo):
     rgb = photo[::8, ::8].astype(np.float32) / 255
     np.testing.assert_allclose(lab2rgb(rgb_to_lab(rgb)), rgb, atol=2e-3)
+
+
+def _tiny_model(regression: bool):
+    from napari_colorize.core.modelfile import Colorizer
+
+    torch.manual_seed(0)
+    bins = torch.from_numpy(ab_bins())
+    return Colorizer.new(bins, width=4, working_size=64, regression=regression)
+
+
+def test_regression_head_is_split_from_the_logits_and_starts_at_gray():
+    from napari_colorize.core.model import decode, split_output
+
+    m = _tiny_model(regression=True)
+    m.net.eval()
+    out = m.net(torch.randn(2, 4, 32, 32))
+    q = m.bins.shape[0]
+    assert out.shape == (2, q + 2, 16, 16)
+    logits, ab = split_output(out, q)
+    assert logits.shape[1] == q and ab.shape[1] == 2
+    assert torch.all(ab == 0)  # zero-initialised last layer: the gray baseline
+    assert torch.all(decode(out, m.bins, 0.5) == 0)
+    # vivid 1 is the distribution's annealed mean, vivid 0.5 half way there
+    full = decode(out, m.bins, 0.5, vivid=1.0)
+    assert torch.allclose(full, annealed_mean(logits, m.bins, 0.5))
+    assert torch.allclose(decode(out, m.bins, 0.5, vivid=0.5), 0.5 * full)
+    # a bin-only network is decoded as before
+    bare = _tiny_model(regression=False).net.eval()
+    out2 = bare(torch.randn(1, 4, 32, 32))
+    assert split_output(out2, q)[1] is None
+    assert torch.allclose(decode(out2, m.bins, 0.5), annealed_mean(out2, m.bins, 0.5))
+
+
+def test_adding_a_regression_head_keeps_the_bin_head(tmp_path):
+    from napari_colorize.core.model import split_output
+    from napari_colorize.core.modelfile import load
+
+    m = _tiny_model(regression=False)
+    m.net.eval()
+    x = torch.randn(1, 4, 32, 32)
+    before = m.net(x)
+    m.add_regression_head()
+    m.net.eval()
+    logits, ab = split_output(m.net(x), m.bins.shape[0])
+    assert torch.allclose(logits, before, atol=1e-6)
+    assert ab is not None and m.config["regression"] is True
+    with torch.no_grad():
+        m.net.reg[-1].bias.fill_(0.1)
+    back = load(m.save(tmp_path / "reg"))
+    assert back.regression
+    assert torch.allclose(back.net(x), m.net(x), atol=1e-6)
+
+
+def test_regression_loss_trains_the_regression_head():
+    from napari_colorize.core.model import split_output
+    from napari_colorize.core.training import loss_fn
+
+    rng = np.random.default_rng(0)
+    rgb = np.zeros((4, 32, 32, 3), np.uint8)
+    rgb[..., 0] = 200  # saturated red: the regressed ab must move away from zero
+    m = _tiny_model(regression=True)
+    opt = torch.optim.Adam(m.net.parameters(), lr=1e-2)
+    m.net.train()
+    for _ in range(30):
+        loss = loss_fn(m, rgb, rng)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.net.eval()
+    x = torch.zeros(1, 4, 32, 32)
+    _, ab = split_output(m.net(x), m.bins.shape[0])
+    assert ab[:, 0].mean() > 10  # red has a > 0 in Lab

@@ -85,14 +85,18 @@ def _cmd_evaluate(args) -> int:
         images = itertools.islice(images, args.limit)
     with _progress(args.limit, "evaluate") as bar:
         res = evaluate(model, images, n_hints=args.hints, temperature=args.temperature,
-                       seed=args.seed, progress=bar.update)
+                       seed=args.seed, progress=bar.update, skip_gray=not args.include_gray)
     res["model"] = model.name
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
-    print(f"model {model.name}: {res['n_images']} images, {args.hints} hints, T={res['temperature']}")
+    if not res["n_images"]:
+        raise ColorizeError(f"No color photos to evaluate in {args.data} "
+                            f"({res['n_skipped_gray']} gray or sepia ones skipped).")
+    print(f"model {model.name}: {res['n_images']} images ({res['n_skipped_gray']} gray or sepia skipped), "
+          f"{args.hints} hints, T={res['temperature']}")
     print(f"{'metric':<14}{'model':>10}{'gray':>10}")
-    for key in ("psnr", "ssim", "ciede2000"):
+    for key in ("psnr", "psnr_pooled", "ssim", "ciede2000"):
         print(f"{key:<14}{res[key]:>10.3f}{res[key + '_gray']:>10.3f}")
     print(f"{'colorfulness':<14}{res['colorfulness']:>10.2f}{0.0:>10.2f}   (ground truth {res['colorfulness_gt']:.2f}, "
           f"ratio {res['colorfulness_ratio']:.2f})")
@@ -143,11 +147,16 @@ def _train(args, ctx) -> int:
         import copy
 
         model = copy.deepcopy(load(args.base))
+        if args.regression:
+            torch.manual_seed(args.seed)
+            model.add_regression_head()
     else:
-        model = new_model(images, width=args.width, lam=args.rebalance_lambda, seed=args.seed)
+        model = new_model(images, width=args.width, lam=args.rebalance_lambda, seed=args.seed,
+                          regression=args.regression)
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       width=model.config["width"], crop=min(args.size, args.crop),
-                      val_every=args.val_every, decoder_only=args.decoder_only, device=ctx.device)
+                      val_every=args.val_every, decoder_only=args.decoder_only, device=ctx.device,
+                      warmup=args.warmup)
 
     def validate(m):
         if ctx.device != "cpu":  # inference runs on the CPU: validate a CPU copy
@@ -239,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--temperature", type=float, default=None)
     e.add_argument("--limit", type=int, default=None, help="use only the first N images")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--include-gray", action="store_true",
+                   help="also score gray and sepia photos (skipped by default: the gray baseline is exact on them)")
     e.set_defaults(func=_cmd_evaluate)
 
     t = sub.add_parser("train", help="train a model from scratch or from --base",
@@ -260,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--val-every", type=int, default=1000)
     t.add_argument("--decoder-only", action="store_true")
+    t.add_argument("--regression", action="store_true",
+                   help="add a head that regresses ab (smooth L1) beside the ab-bin head; with --base, "
+                        "it is added to the base model")
+    t.add_argument("--warmup", type=int, default=200, help="steps of linear learning-rate warm-up")
     t.add_argument("--checkpoint-dir", default=None)
     t.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
     t.add_argument("--cache-dir", default=None, help="cache decoded images here")

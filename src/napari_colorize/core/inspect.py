@@ -12,7 +12,7 @@ from .color import lab_to_rgb_t
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
 from .inference import plane_lightness, predict_logits, work_shape
-from .model import probabilities
+from .model import probabilities, split_output
 from .modelfile import Colorizer
 
 STAGES = ("enc1", "enc2", "enc3", "enc4", "dec3", "dec2")
@@ -45,7 +45,8 @@ def feature_maps(model: Colorizer, plane: np.ndarray, stage: str = "enc4", point
 
 def _probabilities(model: Colorizer, plane, points, colors, temperature):
     l_np, l_full, hint_ab, mask = _prepare(model, plane, points, colors)
-    logits, _ = predict_logits(model, l_full, hint_ab, mask)
+    out, _ = predict_logits(model, l_full, hint_ab, mask)
+    logits, _ = split_output(out, model.bins.shape[0])
     t = model.temperature if temperature is None else float(temperature)
     return l_np, probabilities(logits, t, model.log_bias)[0]
 

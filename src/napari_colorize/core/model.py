@@ -32,10 +32,14 @@ class ColorNet(nn.Module):
         Number of quantized ab bins of the output distribution.
     width : int
         Channels of the first stage; stages double it down to 1/8 resolution.
+    regression : bool
+        Add a second head that regresses ab directly (Zhang et al. 2017's main output); its two
+        channels follow the logits in the output, in units of ``AB_SCALE``.
     """
 
-    def __init__(self, n_bins: int, width: int = 16):
+    def __init__(self, n_bins: int, width: int = 16, regression: bool = False):
         super().__init__()
+        self.n_bins = n_bins
         w = width
         self.enc1 = nn.Sequential(_conv(4, w), _conv(w, w))
         self.enc2 = nn.Sequential(_conv(w, 2 * w, stride=2), _conv(2 * w, 2 * w))
@@ -49,6 +53,12 @@ class ColorNet(nn.Module):
         self.dec3 = nn.Sequential(_conv(12 * w, 4 * w), _conv(4 * w, 4 * w))
         self.dec2 = nn.Sequential(_conv(6 * w, 2 * w), _conv(2 * w, 2 * w))
         self.head = nn.Conv2d(2 * w, n_bins, 1)
+        self.reg = None
+        if regression:
+            self.reg = nn.Sequential(_conv(2 * w, 2 * w), nn.Conv2d(2 * w, 2, 1))
+            # zero output at first: a head added to a trained network starts at the gray baseline
+            nn.init.zeros_(self.reg[-1].weight)
+            nn.init.zeros_(self.reg[-1].bias)
         self.stages = {
             "enc1": self.enc1,
             "enc2": self.enc2,
@@ -59,9 +69,10 @@ class ColorNet(nn.Module):
         }
 
     def forward(self, x: torch.Tensor, capture: str | None = None):
-        """Logits (B, Q, H/2, W/2) for input (B, 4, H, W); H and W must be multiples of 8.
+        """Output (B, Q [+ 2], H/2, W/2) for input (B, 4, H, W); H and W must be multiples of 8.
 
-        With ``capture`` naming a stage, returns ``(logits, feature_map_of_that_stage)``.
+        The Q bin logits, followed for a regression network by ab / ``AB_SCALE`` (see
+        :func:`split_output`). With ``capture`` naming a stage, returns ``(output, feature_map)``.
         """
         e1 = self.enc1(x)
         e2 = self.enc2(e1)
@@ -70,10 +81,35 @@ class ColorNet(nn.Module):
         d3 = self.dec3(torch.cat([F.interpolate(e4, size=e3.shape[-2:], mode="nearest"), e3], 1))
         d2 = self.dec2(torch.cat([F.interpolate(d3, size=e2.shape[-2:], mode="nearest"), e2], 1))
         logits = self.head(d2)
+        if self.reg is not None:
+            logits = torch.cat([logits, self.reg(d2)], 1)
         if capture is None:
             return logits
         feats = {"enc1": e1, "enc2": e2, "enc3": e3, "enc4": e4, "dec3": d3, "dec2": d2}
         return logits, feats[capture]
+
+
+def split_output(out: torch.Tensor, n_bins: int):
+    """``(logits, ab)`` from a network output; ``ab`` (B, 2, h, w) is None without a regression head."""
+    if out.shape[1] == n_bins:
+        return out, None
+    return out[:, :n_bins], out[:, n_bins:] * AB_SCALE
+
+
+def decode(out: torch.Tensor, bins: torch.Tensor, temperature: float,
+           log_bias: torch.Tensor | None = None, vivid: float = 0.0) -> torch.Tensor:
+    """Chroma ab (B, 2, h, w) from a network output.
+
+    A bin-only network is decoded with :func:`annealed_mean`. A regression network gives its
+    regressed ab, moved by ``vivid`` (0 to 1) toward the annealed mean of its distribution: 0 is
+    the PSNR-safe regression, 1 the distribution's more colorful guess.
+    """
+    logits, ab = split_output(out, bins.shape[0])
+    if ab is None:
+        return annealed_mean(logits, bins, temperature, log_bias)
+    if vivid <= 0:
+        return ab
+    return ab + float(vivid) * (annealed_mean(logits, bins, temperature, log_bias) - ab)
 
 
 def probabilities(logits: torch.Tensor, temperature: float = 1.0, log_bias: torch.Tensor | None = None):

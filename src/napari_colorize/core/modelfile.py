@@ -47,15 +47,38 @@ class Colorizer:
 
     @classmethod
     def new(cls, bins: torch.Tensor, rebalance: torch.Tensor | None = None, width: int = 24,
-            working_size: int = 256, temperature: float = 0.4) -> Colorizer:
+            working_size: int = 256, temperature: float = 0.4, regression: bool = False) -> Colorizer:
         """A freshly initialised model."""
         q = bins.shape[0]
+        config = {"width": width, "working_size": working_size, "temperature": temperature}
+        if regression:
+            config["regression"] = True
         return cls(
-            net=ColorNet(q, width),
+            net=ColorNet(q, width, regression=regression),
             bins=bins.float(),
             rebalance=torch.ones(q) if rebalance is None else rebalance.float(),
-            config={"width": width, "working_size": working_size, "temperature": temperature},
+            config=config,
         )
+
+    def add_regression_head(self) -> None:
+        """Give a bin-only model a regression head (starting at zero chroma), keeping its weights."""
+        if self.regression:
+            return
+        net = ColorNet(self.bins.shape[0], int(self.config["width"]), regression=True)
+        missing, unexpected = net.load_state_dict(self.net.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("reg.") for k in missing)
+        self.net = net.to(next(self.net.parameters()).device)
+        self.config["regression"] = True
+
+    @property
+    def regression(self) -> bool:
+        """Whether the network has a regression head (see :func:`.model.decode`)."""
+        return self.net.reg is not None
+
+    @property
+    def vivid(self) -> float:
+        """How far a regression model's chroma moves toward its distribution's annealed mean."""
+        return float(self.config.get("vivid", 0.0))
 
     @property
     def temperature(self) -> float:
@@ -193,7 +216,7 @@ def load(name_or_path: str | os.PathLike | None = None) -> Colorizer:
         card = json.loads(meta.get("card", "{}"))
         bins = tensors.pop("bins")
         rebalance = tensors.pop("rebalance")
-        net = ColorNet(bins.shape[0], int(config["width"]))
+        net = ColorNet(bins.shape[0], int(config["width"]), regression=bool(config.get("regression")))
         state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
         net.load_state_dict(state)
     except (KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:

@@ -21,7 +21,7 @@ from .color import gray_to_l, lab_to_rgb_in_gamut, rgb_to_lab
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
 from .inference import guided_upsample
-from .model import annealed_mean, encode_input
+from .model import decode, encode_input
 from .modelfile import Colorizer
 from .temporal import smooth_ab
 
@@ -226,7 +226,7 @@ def iter_tiled(model: Colorizer, plane, write: Callable[[slice, slice, np.ndarra
             hint_ab, mask = _window_hints(pts, cols, y0, x0, sy * k, sx * k, (sy, sx))
             with torch.inference_mode():
                 logits = model.net(encode_input(l_net, hint_ab, mask))
-                ab = annealed_mean(logits, model.bins, t, model.log_bias)
+                ab = decode(logits, model.bins, t, model.log_bias, model.vivid)
                 ab = smooth_ab(state, (i, j), ab, F.avg_pool2d(l_net, 2), temporal)
             ab = ab[0].numpy()
             wgt = ramp_y[:, None] * ramps_x[j][None, :]

@@ -21,7 +21,7 @@ import torch
 from .color import ab_bins, rgb_to_lab_t
 from .distributed import DistContext
 from .hints import simulate_hints
-from .model import encode_input, rebalance_weights, soft_encode
+from .model import AB_SCALE, encode_input, rebalance_weights, soft_encode, split_output
 from .modelfile import Colorizer, _atomic
 
 
@@ -100,8 +100,16 @@ def random_crops(images, n: int, crop: int, rng: np.random.Generator) -> np.ndar
     return out
 
 
+# the regression term's weight, chosen so that it is of the size of the cross entropy at the start
+REG_WEIGHT = 10.0
+REG_BETA = 2.0  # ab units below which smooth L1 is quadratic
+
+
 def loss_fn(model: Colorizer, rgb_u8: np.ndarray, rng: np.random.Generator, net=None) -> torch.Tensor:
     """Rebalanced soft-encoded cross entropy of one batch with simulated hints.
+
+    A regression network adds ``REG_WEIGHT`` times the smooth-L1 error of its regressed ab
+    (Zhang et al. 2017 train their main output with this loss).
 
     Targets and hints are made on the CPU and moved to the network's device, so ``model.bins``
     and ``model.rebalance`` stay where they are. ``net`` runs the forward pass instead of
@@ -111,14 +119,19 @@ def loss_fn(model: Colorizer, rgb_u8: np.ndarray, rng: np.random.Generator, net=
     l_chan, ab = lab_batch(rgb_u8)
     hint_ab, mask = simulate_hints(ab, rng)
     x = encode_input(l_chan, hint_ab, mask).to(dev, memory_format=torch.channels_last)
-    logits = (net or model.net)(x)
+    logits, reg = split_output((net or model.net)(x), model.bins.shape[0])
     target = torch.nn.functional.avg_pool2d(ab, 2)
     idx, wgt = soft_encode(target, model.bins)
     weight = model.rebalance[idx[:, 0]].to(dev)
     idx, wgt = idx.to(dev), wgt.to(dev)
     logp = torch.log_softmax(logits, dim=1)
     nll = -(logp.gather(1, idx) * wgt).sum(1)
-    return (nll * weight).mean()
+    loss = (nll * weight).mean()
+    if reg is not None:
+        t = target.to(dev)
+        loss = loss + REG_WEIGHT * torch.nn.functional.smooth_l1_loss(
+            reg / AB_SCALE, t / AB_SCALE, beta=REG_BETA / AB_SCALE)
+    return loss
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:
@@ -132,6 +145,8 @@ def _trainable(model: Colorizer, decoder_only: bool):
     if not decoder_only:
         return list(model.net.parameters())
     keep = [model.net.dec3, model.net.dec2, model.net.head]
+    if model.net.reg is not None:
+        keep.append(model.net.reg)
     return [p for m in keep for p in m.parameters()]
 
 
@@ -310,12 +325,13 @@ class Trainer:
             self.model.net.eval()
 
 
-def new_model(images: np.ndarray, width: int = 24, lam: float = 0.5, seed: int = 0) -> Colorizer:
+def new_model(images: np.ndarray, width: int = 24, lam: float = 0.5, seed: int = 0,
+              regression: bool = False) -> Colorizer:
     """A fresh model whose rebalancing weights come from the training images' ab prior."""
     torch.manual_seed(seed)
     bins = torch.from_numpy(ab_bins())
     prior = estimate_prior(images, bins, seed=seed)
-    return Colorizer.new(bins, rebalance_weights(prior, lam), width=width)
+    return Colorizer.new(bins, rebalance_weights(prior, lam), width=width, regression=regression)
 
 
 def model_from_checkpoint(checkpoint_dir, bins=None, rebalance=None) -> Colorizer:
@@ -330,7 +346,8 @@ def model_from_checkpoint(checkpoint_dir, bins=None, rebalance=None) -> Colorize
     cfg = json.loads(meta["config"])
     mcfg = json.loads(meta.get("model_config", "null")) or {"width": cfg["width"]}
     bins = tensors.get("bins", bins)
-    model = Colorizer.new(bins, tensors.get("rebalance", rebalance), width=int(mcfg["width"]))
+    model = Colorizer.new(bins, tensors.get("rebalance", rebalance), width=int(mcfg["width"]),
+                          regression=bool(mcfg.get("regression")))
     model.config.update(mcfg)
     model.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
     model.net.eval()
