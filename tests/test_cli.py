@@ -106,6 +106,25 @@ def test_evaluate_prints_model_and_gray_baseline(tmp_path, photo, capsys):
     assert "psnr" in text and "gray" in text
 
 
+def test_evaluate_skips_gray_photos_unless_asked(tmp_path, photo, gray_photo, capsys):
+    tar = tmp_path / "photos.tar"
+    gray_rgb = np.repeat(gray_photo[::4, ::4, None], 3, axis=2)
+    _photo_tar(tar, [photo[::4, ::4], gray_rgb])
+    assert main(["evaluate", "--data", str(tar), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n_images"] == 1 and res["n_skipped_gray"] == 1
+    assert np.isfinite(res["psnr_pooled"]) and np.isfinite(res["psnr_pooled_gray"])
+    assert main(["evaluate", "--data", str(tar), "--json", "--include-gray"]) == 0
+    both = json.loads(capsys.readouterr().out)
+    assert both["n_images"] == 2 and both["n_skipped_gray"] == 0
+    # the gray baseline is exact on a gray photo, so including it raises the baseline's mean PSNR
+    assert both["psnr_gray"] > res["psnr_gray"] + 10
+    only_gray = tmp_path / "gray.tar"
+    _photo_tar(only_gray, [gray_rgb])
+    assert main(["evaluate", "--data", str(only_gray)]) == 2
+    assert "No color photos" in capsys.readouterr().err
+
+
 def test_train_a_few_steps_resumes_and_saves_a_loadable_model(tmp_path, photo):
     from skimage import data
 
