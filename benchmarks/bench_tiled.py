@@ -1,6 +1,7 @@
 """Time and peak memory of colorizing big images, each size in a fresh process.
 
     python benchmarks/bench_tiled.py [--sizes 256 1024 4096] [--big 16000] [--big-downsample 2]
+    python benchmarks/bench_tiled.py --mode tiled --sizes 1024 2048 4096 8192 --big 0   # s/MP in tiled mode
 
 The small sizes are numpy arrays colorized in memory (``mode="auto"``: whole up to the model's
 ``tile_above``, 4096 px for the bundled model, tiled above). The big case is generated lazily (a
@@ -35,7 +36,7 @@ def _photo():
     return np.concatenate([g, g[::-1]], axis=0)  # 1024 x 1024, mirrored so tiles join smoothly
 
 
-def child(size: int, big: bool, downsample: int, out_dir: str) -> dict:
+def child(size: int, big: bool, downsample: int, out_dir: str, mode: str = "auto") -> dict:
     import numpy as np
 
     from napari_colorize import colorize, load_model
@@ -65,13 +66,15 @@ def child(size: int, big: bool, downsample: int, out_dir: str) -> dict:
             last[0] = now
 
     kw = {"model": model, "progress": progress}
+    if mode == "tiled":
+        kw.update(mode="tiled", downsample=downsample)
     if big:
         kw.update(out=str(Path(out_dir) / "big.zarr"), dtype="uint8", downsample=downsample)
     res = colorize(image, **kw)
     seconds = time.perf_counter() - t0
     assert res.shape == (size, size, 3)
     return {"size": size, "seconds": seconds, "peak_mb": _rss_mb(), "base_mb": base,
-            "mode": "tiled" if size > model.tile_above else "whole",
+            "mode": "tiled" if big or mode == "tiled" or size > model.tile_above else "whole",
             "output": "zarr uint8" if big else "numpy float32"}
 
 
@@ -81,12 +84,14 @@ def main(argv=None) -> int:
     ap.add_argument("--big", type=int, default=16000, help="side of the lazily generated case; 0 skips it")
     ap.add_argument("--big-downsample", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--mode", choices=("auto", "tiled"), default="auto",
+                    help="tiled: force tiled mode (at --big-downsample) for the in-memory sizes too")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--child-big", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out-dir", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.child_big, args.big_downsample, args.out_dir)))
+        print(json.dumps(child(args.child, args.child_big, args.big_downsample, args.out_dir, args.mode)))
         return 0
 
     runs = [(s, False) for s in args.sizes] + ([(args.big, True)] if args.big else [])
@@ -94,7 +99,8 @@ def main(argv=None) -> int:
     for size, big in runs:
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, __file__, "--child", str(size), "--out-dir", tmp,
-                   "--big-downsample", str(args.big_downsample)] + (["--child-big"] if big else [])
+                   "--big-downsample", str(args.big_downsample), "--mode", args.mode] + (
+                       ["--child-big"] if big else [])
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
             except subprocess.TimeoutExpired as exc:
