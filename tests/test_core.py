@@ -323,7 +323,7 @@ def test_adding_a_regression_head_keeps_the_bin_head(tmp_path):
     m.net.eval()
     logits, ab = split_output(m.net(x), m.bins.shape[0])
     assert torch.allclose(logits, before, atol=1e-6)
-    assert ab is not None and m.config["regression"] is True
+    assert ab is not None and m.regression
     with torch.no_grad():
         m.net.reg[-1].bias.fill_(0.1)
     back = load(m.save(tmp_path / "reg"))

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from .color import rgb_to_lab
 from .errors import InputError
 from .inference import guided_upsample
-from .model import decode, encode_input
+from .model import encode_input
 from .modelfile import Colorizer, _atomic, load
 from .training import StepInfo, TrainConfig, Trainer, lab_batch, loss_fn
 
@@ -351,9 +351,6 @@ def validation_metrics(model: Colorizer, tiles: np.ndarray, seed: int = 0, batch
     Euclidean ab distance over all pixels, in CIELAB units, of the network's hint-free colors.
     """
     dev = next(model.net.parameters()).device
-    bins = model.bins.to(dev)
-    bias = model.log_bias
-    bias = None if bias is None else bias.to(dev)
     losses, sq, n = [], 0.0, 0
     for i in range(0, len(tiles), batch):
         chunk = tiles[i : i + batch]
@@ -362,7 +359,7 @@ def validation_metrics(model: Colorizer, tiles: np.ndarray, seed: int = 0, batch
         l_dev = l_chan.to(dev)
         zeros = torch.zeros((len(chunk), 2, *l_chan.shape[-2:]), device=dev)
         logits = model.net(encode_input(l_dev, zeros, zeros[:, :1]))
-        ab_low = decode(logits, bins, model.temperature, bias, model.vivid)
+        ab_low = model.decode(logits)
         l_low = F.interpolate(l_dev, size=ab_low.shape[-2:], mode="area")
         pred = guided_upsample(ab_low, l_low, l_dev).cpu()
         sq += float(((pred - ab) ** 2).sum(1).sum())

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from .color import gray_to_l, lab_to_rgb_in_gamut, rgb_to_lab, to_unit_range
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
-from .model import decode, encode_input
+from .model import encode_input
 from .modelfile import Colorizer
 from .temporal import smooth_ab
 
@@ -92,9 +92,8 @@ def predict_ab(model: Colorizer, l_full: torch.Tensor, hint_ab=None, hint_mask=N
     With ``state`` (a dict kept across the frames of a stack) and ``temporal`` > 0, ab is
     smoothed with the previous frame's (:func:`.temporal.smooth_ab`).
     """
-    t = model.temperature if temperature is None else float(temperature)
     logits, _ = predict_logits(model, l_full, hint_ab, hint_mask)
-    ab_low = decode(logits, model.bins, t, model.log_bias, model.vivid)
+    ab_low = model.decode(logits, temperature)
     l_low = F.interpolate(l_full, size=ab_low.shape[-2:], mode="area")
     ab = guided_upsample(ab_low, l_low, l_full)
     # smoothed at full resolution: the guided filter passes each frame's sensor noise in L into ab

@@ -39,7 +39,6 @@ class ColorNet(nn.Module):
 
     def __init__(self, n_bins: int, width: int = 16, regression: bool = False):
         super().__init__()
-        self.n_bins = n_bins
         w = width
         self.enc1 = nn.Sequential(_conv(4, w), _conv(w, w))
         self.enc2 = nn.Sequential(_conv(w, 2 * w, stride=2), _conv(2 * w, 2 * w))

@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import ModelLoadError
-from .model import ColorNet
+from .model import ColorNet, decode
 
 FORMAT = "napari-colorize/1"
 DEFAULT_NAME = "default"
@@ -50,14 +50,11 @@ class Colorizer:
             working_size: int = 256, temperature: float = 0.4, regression: bool = False) -> Colorizer:
         """A freshly initialised model."""
         q = bins.shape[0]
-        config = {"width": width, "working_size": working_size, "temperature": temperature}
-        if regression:
-            config["regression"] = True
         return cls(
             net=ColorNet(q, width, regression=regression),
             bins=bins.float(),
             rebalance=torch.ones(q) if rebalance is None else rebalance.float(),
-            config=config,
+            config={"width": width, "working_size": working_size, "temperature": temperature},
         )
 
     def add_regression_head(self) -> None:
@@ -68,7 +65,6 @@ class Colorizer:
         missing, unexpected = net.load_state_dict(self.net.state_dict(), strict=False)
         assert not unexpected and all(k.startswith("reg.") for k in missing)
         self.net = net.to(next(self.net.parameters()).device)
-        self.config["regression"] = True
 
     @property
     def regression(self) -> bool:
@@ -79,6 +75,13 @@ class Colorizer:
     def vivid(self) -> float:
         """How far a regression model's chroma moves toward its distribution's annealed mean."""
         return float(self.config.get("vivid", 0.0))
+
+    def decode(self, out: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """Chroma ab (B, 2, h, w) from a network output, with this model's decoding settings."""
+        t = self.temperature if temperature is None else float(temperature)
+        bias = self.log_bias
+        return decode(out, self.bins.to(out.device), t, None if bias is None else bias.to(out.device),
+                      self.vivid)
 
     @property
     def temperature(self) -> float:
@@ -134,6 +137,11 @@ def _atomic(target: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def has_regression_head(tensors: dict) -> bool:
+    """Whether saved weights (keys ``net.*``) include a regression head."""
+    return any(k.startswith("net.reg.") for k in tensors)
 
 
 def bundled_dir() -> Path:
@@ -216,7 +224,7 @@ def load(name_or_path: str | os.PathLike | None = None) -> Colorizer:
         card = json.loads(meta.get("card", "{}"))
         bins = tensors.pop("bins")
         rebalance = tensors.pop("rebalance")
-        net = ColorNet(bins.shape[0], int(config["width"]), regression=bool(config.get("regression")))
+        net = ColorNet(bins.shape[0], int(config["width"]), regression=has_regression_head(tensors))
         state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
         net.load_state_dict(state)
     except (KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:

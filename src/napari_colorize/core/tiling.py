@@ -21,7 +21,7 @@ from .color import gray_to_l, lab_to_rgb_in_gamut, rgb_to_lab
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
 from .inference import guided_upsample
-from .model import decode, encode_input
+from .model import encode_input
 from .modelfile import Colorizer
 from .temporal import smooth_ab
 
@@ -194,7 +194,6 @@ def iter_tiled(model: Colorizer, plane, write: Callable[[slice, slice, np.ndarra
     if k < 1:
         raise InputError(f"downsample must be a positive integer; got {downsample}.")
     geo = tile_geometry(model, tile)
-    t = model.temperature if temperature is None else float(temperature)
     h, w = plane.shape[:2]
     f = 2 * k  # image pixels per low-resolution (network output) pixel
     hl, wl = -(-h // f), -(-w // f)  # the plane is mirrored up to a multiple of f
@@ -226,7 +225,7 @@ def iter_tiled(model: Colorizer, plane, write: Callable[[slice, slice, np.ndarra
             hint_ab, mask = _window_hints(pts, cols, y0, x0, sy * k, sx * k, (sy, sx))
             with torch.inference_mode():
                 logits = model.net(encode_input(l_net, hint_ab, mask))
-                ab = decode(logits, model.bins, t, model.log_bias, model.vivid)
+                ab = model.decode(logits, temperature)
                 ab = smooth_ab(state, (i, j), ab, F.avg_pool2d(l_net, 2), temporal)
             ab = ab[0].numpy()
             wgt = ramp_y[:, None] * ramps_x[j][None, :]

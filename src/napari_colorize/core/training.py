@@ -22,7 +22,7 @@ from .color import ab_bins, rgb_to_lab_t
 from .distributed import DistContext
 from .hints import simulate_hints
 from .model import AB_SCALE, encode_input, rebalance_weights, soft_encode, split_output
-from .modelfile import Colorizer, _atomic
+from .modelfile import Colorizer, _atomic, has_regression_head
 
 
 @dataclass
@@ -347,7 +347,7 @@ def model_from_checkpoint(checkpoint_dir, bins=None, rebalance=None) -> Colorize
     mcfg = json.loads(meta.get("model_config", "null")) or {"width": cfg["width"]}
     bins = tensors.get("bins", bins)
     model = Colorizer.new(bins, tensors.get("rebalance", rebalance), width=int(mcfg["width"]),
-                          regression=bool(mcfg.get("regression")))
+                          regression=has_regression_head(tensors))
     model.config.update(mcfg)
     model.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
     model.net.eval()
