@@ -271,7 +271,7 @@ def test_points_outside_the_image_are_ignored_with_a_warning(model, gray_photo):
 
 
 def test_temperature_out_of_range(model, gray_photo):
-    with pytest.raises(InputError, match="Temperature"):
+    with pytest.raises(InputError, match="(?i)temperature"):
         colorize(gray_photo[:16, :16], model=model, temperature=0)
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from napari_colorize import InputError, ModelLoadError, colorize, finetune, load_model
-from napari_colorize.core import modelfile
+from napari_colorize.core import library, modelfile
 from napari_colorize.core.color import rgb_to_lab
 
 TINY = {"batch_size": 8, "crop": 48}
@@ -194,36 +194,36 @@ def test_unavailable_device_is_explained():
 # -- the user's models ----------------------------------------------------------------------------
 def test_models_save_rename_export_import_delete(model, tmp_path, _user_models):
     changes = []
-    modelfile.on_models_changed(lambda: changes.append(1))
-    saved = modelfile.save_user_model(load_model(), "mine")
-    assert saved.parent == _user_models and "mine" in modelfile.available_models()
-    assert modelfile.unique_name("mine") == "mine-2"
+    library.on_models_changed(lambda: changes.append(1))
+    saved = library.save_user_model(load_model(), "mine")
+    assert saved.parent == _user_models and "mine" in library.available_models()
+    assert library.unique_name("mine") == "mine-2"
     with pytest.raises(InputError, match="bundled"):
-        modelfile.save_user_model(model, "default")
+        library.save_user_model(model, "default")
     with pytest.raises(InputError, match="not a usable model name"):
-        modelfile.rename_model("mine", "../escape")
+        library.rename_model("mine", "../escape")
 
-    modelfile.rename_model("mine", "theirs")
-    assert "mine" not in modelfile.available_models() and load_model("theirs").name == "theirs"
+    library.rename_model("mine", "theirs")
+    assert "mine" not in library.available_models() and load_model("theirs").name == "theirs"
     (tmp_path / "export").mkdir()
-    out = modelfile.export_model("theirs", tmp_path / "export")
+    out = library.export_model("theirs", tmp_path / "export")
     assert out == tmp_path / "export" / "theirs.safetensors" and out.with_suffix(".json").exists()
     with pytest.raises(InputError, match="exists already"):
-        modelfile.import_model(out)
-    assert modelfile.import_model(out, "copy") == "copy"
-    modelfile.delete_model("theirs")
-    assert set(modelfile.user_models()) == {"copy"}
+        library.import_model(out)
+    assert library.import_model(out, "copy") == "copy"
+    library.delete_model("theirs")
+    assert set(library.user_models()) == {"copy"}
     with pytest.raises(InputError, match="bundled"):
-        modelfile.delete_model("default")
+        library.delete_model("default")
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelLoadError):
-        modelfile.import_model(bad)
+        library.import_model(bad)
     assert len(changes) == 4  # save, rename, import, delete
 
 
 def test_a_failed_save_never_leaves_a_half_written_model(model, _user_models, monkeypatch):
-    path = modelfile.save_user_model(load_model(), "keep")
+    path = library.save_user_model(load_model(), "keep")
     good = path.read_bytes()
 
     def broken(tensors, filename, metadata=None):
@@ -233,7 +233,7 @@ def test_a_failed_save_never_leaves_a_half_written_model(model, _user_models, mo
 
     monkeypatch.setattr(modelfile, "save_file", broken)
     with pytest.raises(OSError, match="disk full"):
-        modelfile.save_user_model(load_model(), "keep", overwrite=True)
+        library.save_user_model(load_model(), "keep", overwrite=True)
     assert path.read_bytes() == good
     assert sorted(p.name for p in _user_models.iterdir()) == ["keep.json", "keep.safetensors"]
 

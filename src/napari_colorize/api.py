@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from .core._gen import drain
+from .core.arrays import check_number
+from .core.atomic import clean_stale, commit, remove, temp_path
 from .core.errors import InputError
 from .core.hints import check_hints
 from .core.inference import colorize_plane, validate_image
@@ -121,7 +122,7 @@ def _pick_level(image, level: int):
         levels = list(image)
         if not levels:
             raise InputError("The multiscale image has no levels.")
-        if not 0 <= int(level) < len(levels):
+        if not isinstance(level, (int, np.integer)) or not 0 <= int(level) < len(levels):
             raise InputError(f"level must be between 0 and {len(levels) - 1}; got {level}.")
         return levels[int(level)]
     if level:
@@ -147,18 +148,18 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
     lead, pts, cols = _split_hints(points, colors, len(lead_shape))
     if pts is not None:
         _, _, dropped = check_hints(pts, cols, spatial)
+        if lead is not None:
+            dropped += int((~((lead >= 0) & (lead < np.asarray(lead_shape))).all(axis=1)).sum())
         if dropped:
             warnings.warn(f"{dropped} hint point(s) lie outside the image and were ignored.", stacklevel=3)
-    if temperature is not None and not (0.0 < float(temperature) <= 5.0):
-        raise InputError(f"Temperature must be in (0, 5]; got {temperature}.")
+    if temperature is not None:
+        temperature = check_number("temperature", temperature, 0.0, 5.0, open_low=True)
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}.")
     alpha = check_temporal(temporal)
     tiled = mode == "tiled" or (mode == "auto" and (tile is not None or max(spatial) > m.tile_above))
-    k = int(downsample or DEFAULT_DOWNSAMPLE)
-    if k < 1 or (downsample is not None and float(downsample) != k):
-        raise InputError(f"downsample must be a positive integer; got {downsample}.")
-    tile_px = int(tile or DEFAULT_TILE)
+    k = DEFAULT_DOWNSAMPLE if downsample is None else check_number("downsample", downsample, 1, 64, integer=True)
+    tile_px = DEFAULT_TILE if tile is None else check_number("tile", tile, 8, 8192, integer=True)
     if tiled:
         tile_geometry(m, tile_px)  # a bad tile size fails before anything is written
 
@@ -256,7 +257,12 @@ class _Output:
                 raise InputError(f"Output files must end in .npy, .zarr, .tif or .tiff; got '{self.path.name}'.")
             if not self.path.parent.is_dir():
                 raise InputError(f"The output folder '{self.path.parent}' does not exist.")
-            self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{suffix}")
+            if self.path.is_dir() and not (suffix == ".zarr" and _is_zarr_store(self.path)):
+                raise InputError(f"'{self.path}' is an existing folder; name a new file as out.")
+            if suffix == ".zarr" and self.path.exists() and not self.path.is_dir():
+                raise InputError(f"'{self.path}' is an existing file, not a zarr store; name a new one as out.")
+            clean_stale(self.path.parent)
+            self.tmp = temp_path(self.path)
             self.array = _create(self.tmp, suffix, shape, dt)
         else:
             if tuple(getattr(out, "shape", ())) != tuple(shape):
@@ -264,12 +270,15 @@ class _Output:
             odt = np.dtype(getattr(out, "dtype", None))
             if odt not in (np.float32, np.float64, np.uint8, np.uint16):
                 raise InputError(f"out must be a float32, float64, uint8 or uint16 array; got {odt}.")
+            flags = getattr(out, "flags", None)
+            if (flags is not None and not flags.writeable) or getattr(out, "read_only", False):
+                raise InputError("out is read-only; pass a writable array.")
             self.array = out
 
     def abort(self):
         if self.tmp is not None:
             self.array = None
-            _remove(self.tmp)
+            remove(self.tmp)
 
     def finish(self):
         if self.tmp is None:
@@ -278,9 +287,7 @@ class _Output:
         if hasattr(self.array, "flush"):
             self.array.flush()
         self.array = None
-        if self.path.is_dir():
-            shutil.rmtree(self.path)  # zarr: the new store is complete, so the old one may go
-        os.replace(self.tmp, self.path)
+        commit(self.tmp, self.path)  # a zarr store already there is replaced only now, complete
         return _open_read(self.path, suffix)
 
 
@@ -311,11 +318,8 @@ def _open_read(path: Path, suffix: str):
     return zarr.open_array(str(path), mode="r")
 
 
-def _remove(path: Path):
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+def _is_zarr_store(path: Path) -> bool:
+    return any((path / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
 
 
 def _is_dask(x) -> bool:

@@ -15,7 +15,8 @@ from .._threading import make_worker
 from ..api import MODES
 from ..core.errors import ColorizeError
 from ..core.inference import validate_image
-from ..core.modelfile import available_models, load, on_models_changed
+from ..core.library import on_models_changed
+from ..core.modelfile import available_models, load
 
 if TYPE_CHECKING:
     import napari

@@ -33,8 +33,7 @@ from .._threading import make_worker
 from .._train_jobs import FinetuneStatus, finetune_job
 from ..core.errors import ColorizeError, InputError
 from ..core.finetune import DEFAULTS, FinetuneSettings
-from ..core.modelfile import (
-    available_models,
+from ..core.library import (
     checkpoint_dir,
     delete_model,
     export_model,
@@ -43,9 +42,9 @@ from ..core.modelfile import (
     on_models_changed,
     rename_model,
     unique_name,
-    user_dir,
     user_models,
 )
+from ..core.modelfile import available_models, user_dir
 
 if TYPE_CHECKING:
     import napari

@@ -11,7 +11,8 @@ from .._layers import hints_from_points, image_data, publish
 from .._threading import make_worker
 from ..core.errors import ColorizeError
 from ..core.inspect import STAGES, feature_maps, suggest_colors, uncertainty
-from ..core.modelfile import available_models, load, on_models_changed
+from ..core.library import on_models_changed
+from ..core.modelfile import available_models, load
 from .colorize import _layers_of
 
 log = logging.getLogger(__name__)

@@ -39,24 +39,50 @@ def to_unit_range(image: np.ndarray) -> np.ndarray:
     arr = np.asarray(image)
     if arr.size == 0:
         raise InputError("The image is empty (it has no pixels).")
+    lo, hi = intensity_range(arr, arr.dtype)
+    return stretch(arr, lo, hi)
+
+
+def intensity_range(sample: np.ndarray, dtype) -> tuple[float, float]:
+    """The intensities that :func:`to_unit_range` maps to 0 and 1, from (a sample of) an image.
+
+    Full range for uint8 and bool, (0, 1) for float data inside it, else the 0.1 and 99.9
+    percentiles (min and max if those coincide); ``lo == hi`` for a constant image. Statistics
+    are taken in float64, so values near the float32 or float64 limits do not overflow.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return 0.0, 1.0
+    if dtype == np.uint8:
+        return 0.0, 255.0
+    if dtype.kind not in "uif":
+        raise InputError(f"Unsupported pixel type {dtype}; expected integers or floats.")
+    sample = np.asarray(sample)
+    if dtype.kind == "f" and not np.isfinite(sample).all():
+        raise InputError("The image contains NaN or infinite values; replace them first.")
+    lo, hi = float(sample.min()), float(sample.max())
+    if dtype.kind == "f" and lo >= 0.0 and hi <= 1.0:
+        return 0.0, 1.0
+    # halved: the percentile interpolation and the spread hi - lo stay finite up to float64's limit
+    plo, phi = (2.0 * float(v) for v in np.percentile(sample.astype(np.float64) / 2.0, [0.1, 99.9]))
+    if not phi > plo:
+        plo, phi = lo, hi
+    return plo, phi
+
+
+def stretch(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``arr`` mapped linearly from [lo, hi] to [0, 1] and clipped, float32; a constant image gives
+    0.5 (or 0 where it is 0 or below)."""
+    arr = np.asarray(arr)
     if arr.dtype == bool:
         return arr.astype(np.float32)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise InputError(f"Unsupported pixel type {arr.dtype}; expected integers or floats.")
-    arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():
-        raise InputError("The image contains NaN or infinite values; replace them first.")
-    lo, hi = float(arr.min()), float(arr.max())
-    if np.issubdtype(np.asarray(image).dtype, np.floating) and lo >= 0.0 and hi <= 1.0:
-        return arr.copy()
-    plo, phi = np.percentile(arr, [0.1, 99.9])
-    if phi - plo <= 1e-12:
-        plo, phi = lo, hi
-    if phi - plo <= 1e-12:
+    if not hi > lo:
         return np.full(arr.shape, 0.5 if hi > 0 else 0.0, dtype=np.float32)
-    return np.clip((arr - plo) / (phi - plo), 0.0, 1.0).astype(np.float32)
+    if (lo, hi) == (0.0, 1.0) and arr.dtype.kind == "f":
+        return np.clip(arr, 0.0, 1.0).astype(np.float32)
+    x = arr.astype(np.float64)
+    out = (x / 2.0 - lo / 2.0) / (hi / 2.0 - lo / 2.0)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 def _srgb_to_linear(v: np.ndarray) -> np.ndarray:

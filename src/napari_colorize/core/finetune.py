@@ -24,11 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import rgb_to_lab
+from .atomic import atomic_write
+from .color import intensity_range, rgb_to_lab
 from .errors import InputError
 from .inference import guided_upsample
 from .model import encode_input
-from .modelfile import Colorizer, _atomic, load
+from .modelfile import Colorizer, load
 from .training import StepInfo, TrainConfig, Trainer, lab_batch, loss_fn
 
 AUGMENTATIONS = ("flip", "rotate", "scale")
@@ -133,16 +134,8 @@ def _probe(planes: list, rng: np.random.Generator, k: int = 12, size: int = 48) 
 
 
 def _value_range(sample: np.ndarray, dtype: np.dtype) -> tuple[float, float]:
-    if dtype == np.uint8:
-        return 0.0, 255.0
-    if dtype.kind == "b":
-        return 0.0, 1.0
-    if not np.isfinite(sample).all():
-        raise InputError("An image contains NaN or infinite values; replace them first.")
-    if dtype.kind == "f" and sample.min() >= 0.0 and sample.max() <= 1.0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(sample, [0.1, 99.9])
-    return (float(lo), float(hi)) if hi > lo else (float(sample.min()), float(sample.max()) + 1.0)
+    lo, hi = intensity_range(sample, dtype)
+    return (lo, hi) if hi > lo else (lo, hi + 1.0)
 
 
 def _mean_chroma(rgb_u8: np.ndarray) -> float:
@@ -485,7 +478,7 @@ class FinetuneRun:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         doc = {"base_model": self.base_name, "before": self.before, "best": self.best,
                "decoder_only": self.settings.decoder_only, "step": self.trainer.step}
-        _atomic(self.checkpoint_dir / "finetune.json", lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=2)))
+        atomic_write(self.checkpoint_dir / "finetune.json", lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=2)))
 
     def _consider(self, step: int, val: dict) -> None:
         if math.isfinite(val["val_loss"]) and val["val_loss"] < self.best["val_loss"]:

@@ -47,6 +47,15 @@ def simulate_hints(
     return hint_ab, mask
 
 
+def _as_float_array(values, what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be numbers; got {np.asarray(values, dtype=object).ravel()[:3].tolist()}"
+                         "...") from None
+    return arr
+
+
 def check_hints(
     points: np.ndarray | None, colors: np.ndarray | None, shape: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -57,12 +66,12 @@ def check_hints(
     """
     if points is None or len(points) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, 3), np.float32), 0
-    pts = np.asarray(points, dtype=np.float64)
+    pts = _as_float_array(points, "Hint points")
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise InputError(f"Hint points must be an (N, 2) array of row, column; got shape {pts.shape}.")
     if colors is None:
         raise InputError("Hint points were given without colors; pass colors as (N, 3) RGB in [0, 1].")
-    cols = np.asarray(colors, dtype=np.float64)
+    cols = _as_float_array(colors, "Hint colors")
     if cols.ndim != 2 or cols.shape[0] != pts.shape[0] or cols.shape[1] not in (3, 4):
         raise InputError(
             f"Hint colors must be (N, 3) RGB matching {pts.shape[0]} points; got shape {cols.shape}."

@@ -13,6 +13,7 @@ from .errors import InputError
 from .hints import check_hints, rasterize_hints
 from .model import encode_input
 from .modelfile import Colorizer
+from .propagate import refine_with_hints
 from .temporal import smooth_ab
 
 
@@ -123,6 +124,9 @@ def colorize_plane(model: Colorizer, plane: np.ndarray, points=None, colors=None
     hw = work_shape(shape, model.working_size)
     hint_ab, mask = rasterize_hints(pts, cols, shape, hw)
     ab = predict_ab(model, l_full, hint_ab, mask, temperature, state, temporal)
+    if len(pts) and model.hint_reach > 0:
+        ab = refine_with_hints(l_full, ab, pts, rgb_to_lab(cols.reshape(-1, 1, 3))[:, 0, 1:],
+                               model.hint_reach)
     lab = torch.cat([l_full, ab], dim=1)[0]
     with torch.inference_mode():
         rgb = lab_to_rgb_in_gamut(lab)

@@ -365,6 +365,30 @@ def ab_rmse(image, reference, per_plane: bool = False):
                             per_plane))
 
 
+NEUTRAL_CHROMA = 5.0
+
+
+def _neutral_chroma_plane(lab: np.ndarray, lab_ref: np.ndarray, threshold: float) -> float:
+    neutral = np.hypot(lab_ref[..., 1], lab_ref[..., 2]) < threshold
+    if not neutral.any():
+        return float("nan")
+    return float(np.hypot(lab[..., 1], lab[..., 2])[neutral].mean())
+
+
+def neutral_chroma(image, reference, threshold: float = NEUTRAL_CHROMA, per_plane: bool = False):
+    """Mean chroma C*ab of ``image`` over the pixels that are neutral (C*ab < ``threshold``) in ``reference``.
+
+    White, gray and black surfaces painted with color raise it; 0 is a perfect neutral. NaN for a
+    reference with no neutral pixel.
+
+    Returns
+    -------
+    float or ndarray
+    """
+    return _single(_measure(lambda p, r: {"v": _neutral_chroma_plane(_lab(p), _lab(r), threshold)},
+                            image, reference, per_plane))
+
+
 def colorfulness_diff(image, reference, per_plane: bool = False):
     """Colorfulness of ``image`` minus that of ``reference``: below 0 is washed out, above 0 garish.
 

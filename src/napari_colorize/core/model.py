@@ -35,9 +35,15 @@ class ColorNet(nn.Module):
     regression : bool
         Add a second head that regresses ab directly (Zhang et al. 2017's main output); its two
         channels follow the logits in the output, in units of ``AB_SCALE``.
+    global_context : bool
+        Add a global branch (Iizuka et al. 2016): the deepest features pooled over the whole
+        image and added back to every position, so that a flat region can be told apart as sky
+        or wall from the rest of the picture. It starts at zero, so adding it to a trained
+        network changes nothing until it is trained.
     """
 
-    def __init__(self, n_bins: int, width: int = 16, regression: bool = False):
+    def __init__(self, n_bins: int, width: int = 16, regression: bool = False,
+                 global_context: bool = False):
         super().__init__()
         w = width
         self.enc1 = nn.Sequential(_conv(4, w), _conv(w, w))
@@ -58,6 +64,11 @@ class ColorNet(nn.Module):
             # zero output at first: a head added to a trained network starts at the gray baseline
             nn.init.zeros_(self.reg[-1].weight)
             nn.init.zeros_(self.reg[-1].bias)
+        self.glob = None
+        if global_context:
+            self.glob = nn.Sequential(nn.Linear(8 * w, 8 * w), nn.ReLU(inplace=True), nn.Linear(8 * w, 8 * w))
+            nn.init.zeros_(self.glob[-1].weight)
+            nn.init.zeros_(self.glob[-1].bias)
         self.stages = {
             "enc1": self.enc1,
             "enc2": self.enc2,
@@ -77,6 +88,8 @@ class ColorNet(nn.Module):
         e2 = self.enc2(e1)
         e3 = self.enc3(e2)
         e4 = self.enc4(e3)
+        if self.glob is not None:
+            e4 = e4 + self.glob(e4.mean(dim=(2, 3)))[:, :, None, None]
         d3 = self.dec3(torch.cat([F.interpolate(e4, size=e3.shape[-2:], mode="nearest"), e3], 1))
         d2 = self.dec2(torch.cat([F.interpolate(d3, size=e2.shape[-2:], mode="nearest"), e2], 1))
         logits = self.head(d2)

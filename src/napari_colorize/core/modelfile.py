@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_write, clean_stale
 from .errors import ModelLoadError
 from .model import ColorNet, decode
 
@@ -61,9 +63,18 @@ class Colorizer:
         """Give a bin-only model a regression head (starting at zero chroma), keeping its weights."""
         if self.regression:
             return
-        net = ColorNet(self.bins.shape[0], int(self.config["width"]), regression=True)
+        self._grow(regression=True)
+
+    def add_global_branch(self) -> None:
+        """Give the network a global branch (starting at zero), keeping its weights."""
+        if self.net.glob is None:
+            self._grow(global_context=True)
+
+    def _grow(self, **heads) -> None:
+        kw = {"regression": self.regression, "global_context": self.net.glob is not None, **heads}
+        net = ColorNet(self.bins.shape[0], int(self.config["width"]), **kw)
         missing, unexpected = net.load_state_dict(self.net.state_dict(), strict=False)
-        assert not unexpected and all(k.startswith("reg.") for k in missing)
+        assert not unexpected and all(k.startswith(("reg.", "glob.")) for k in missing)
         self.net = net.to(next(self.net.parameters()).device)
 
     @property
@@ -82,6 +93,14 @@ class Colorizer:
         bias = self.log_bias
         return decode(out, self.bins.to(out.device), t, None if bias is None else bias.to(out.device),
                       self.vivid)
+
+    @property
+    def hint_reach(self) -> float:
+        """Pull of hint corrections back to the network's chroma (:func:`.propagate.refine_with_hints`).
+
+        0 turns the edge-aware correction off; the larger, the shorter the distance a hint reaches.
+        """
+        return float(self.config.get("hint_reach", 1e-3))
 
     @property
     def temperature(self) -> float:
@@ -110,33 +129,44 @@ class Colorizer:
         return sum(p.numel() for p in self.net.parameters())
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``<path>.safetensors`` and ``<path>.json`` atomically; returns the weights path."""
-        path = Path(path)
-        if path.suffix in (".safetensors", ".json"):
-            path = path.with_suffix("")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write ``<path>.safetensors`` and ``<path>.json`` atomically; returns the weights path.
+
+        The JSON card carries the weights' SHA-256, so a card left behind by an interrupted save
+        is recognised (and rewritten from the weights' own copy by :func:`load`).
+        """
+        weights, card = model_paths(path)
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(weights.parent)
         tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
         tensors["bins"] = self.bins.contiguous()
         tensors["rebalance"] = self.rebalance.contiguous()
         meta = {"format": FORMAT, "config": json.dumps(self.config), "card": json.dumps(self.card)}
-        weights = path.with_suffix(".safetensors")
-        card = path.with_suffix(".json")
-        _atomic(weights, lambda tmp: save_file(tensors, tmp, metadata=meta))
-        card_doc = {"format": FORMAT, "config": self.config, **self.card}
-        _atomic(card, lambda tmp: Path(tmp).write_text(json.dumps(card_doc, indent=2) + "\n"))
+        atomic_write(weights, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+        _write_card(weights, card, self.config, self.card)
         return weights
 
 
-def _atomic(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; model files are meant to be shared
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """Weights and card paths of a model path given with or without ``.safetensors`` / ``.json``.
+
+    Only those two suffixes are taken off: a name such as ``slides v1.5`` keeps its dot.
+    """
+    path = Path(path)
+    stem = path.name
+    for suffix in (".safetensors", ".json"):
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return path.with_name(f"{stem}.safetensors"), path.with_name(f"{stem}.json")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_card(weights: Path, card: Path, config: dict, extra: dict) -> None:
+    doc = {"format": FORMAT, "config": config, **extra, "weights_sha256": _sha256(weights)}
+    atomic_write(card, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=2) + "\n"))
 
 
 def has_regression_head(tensors: dict) -> bool:
@@ -157,62 +187,150 @@ def user_dir() -> Path:
     return Path(override) if override else Path(user_data_dir("napari-colorize")) / "models"
 
 
-def available_models() -> dict[str, Path]:
-    """Names of loadable models (bundled first, then the user's) mapped to their weights file."""
-    found: dict[str, Path] = {}
-    for folder in (bundled_dir(), user_dir()):
-        if folder.is_dir():
-            for f in sorted(folder.glob("*.safetensors")):
-                found.setdefault(f.stem, f)
+# a model's name: what is left of its file name without ".safetensors"; never a hidden file
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+()-]{0,79}$")
+
+
+def models_in(folder: Path) -> dict[str, Path]:
+    """Model files in ``folder`` by name: regular files whose name is a valid model name."""
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for f in sorted(folder.iterdir()):
+        name = f.name[: -len(".safetensors")] if f.name.endswith(".safetensors") else None
+        if name and NAME_PATTERN.match(name) and not name.endswith(".") and f.is_file() and not f.is_symlink():
+            found[name] = f
     return found
 
 
+def available_models() -> dict[str, Path]:
+    """Names of loadable models (bundled first, then the user's) mapped to their weights file."""
+    found = dict(models_in(bundled_dir()))
+    for name, f in models_in(user_dir()).items():
+        found.setdefault(name, f)
+    return found
+
+
+def is_path(name_or_path) -> bool:
+    """Whether a model reference is a path rather than a name.
+
+    A path object, or a string with a folder separator or ending in ``.safetensors``; anything
+    else is a model name, so a file in the current folder never stands in for a named model.
+    """
+    if isinstance(name_or_path, os.PathLike):
+        return True
+    s = str(name_or_path)
+    return os.sep in s or (os.altsep or os.sep) in s or s.endswith(".safetensors")
+
+
 def resolve(name_or_path: str | os.PathLike | None) -> Path:
-    """Weights file for a model name, a path with or without suffix, or None for the default."""
+    """Weights file for a model name (bundled or the user's) or a path; None is the default."""
     if name_or_path is None:
         name_or_path = DEFAULT_NAME
-    p = Path(name_or_path)
-    for cand in (p, p.with_suffix(".safetensors"), p / f"{DEFAULT_NAME}.safetensors"):
-        if cand.is_file():
-            return cand
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise ModelLoadError(f"A model is given by name or path, not {type(name_or_path).__name__}.")
+    if is_path(name_or_path):
+        if Path(name_or_path).is_dir() or not Path(name_or_path).name:
+            raise ModelLoadError(f"'{name_or_path}' is a folder, not a model file.")
+        weights, _ = model_paths(name_or_path)
+        if weights.is_dir():
+            raise ModelLoadError(f"'{weights}' is a folder, not a model file.")
+        if not weights.is_file():
+            raise ModelLoadError(f"No model file at '{weights}'.")
+        return weights
+    name = str(name_or_path)
     models = available_models()
-    if str(name_or_path) in models:
-        return models[str(name_or_path)]
+    if name in models:
+        return models[name]
     known = ", ".join(models) or "none"
-    raise ModelLoadError(f"No model named or found at '{name_or_path}'. Available models: {known}.")
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    raise ModelLoadError(f"No model named '{shown}'. Available models: {known}; give a path with a folder "
+                         "(e.g. ./my-model.safetensors) to load a file.")
 
 
-_LISTENERS: list = []
+# decoding and architecture settings of a model card: (type, low, high), both ends included
+CONFIG_RANGES = {
+    "width": (int, 4, 64),
+    "working_size": (int, 16, 4096),
+    "temperature": (float, 1e-3, 5.0),
+    "debias": (float, 0.0, 2.0),
+    "vivid": (float, 0.0, 1.0),
+    "tile_above": (int, 16, 10**6),
+    "hint_reach": (float, 0.0, 1.0),
+}
 
 
-def on_models_changed(callback) -> None:
-    """Call ``callback()`` whenever a model is saved to, renamed in or removed from the user's folder."""
-    _LISTENERS.append(callback)
+def check_config(config) -> dict:
+    """The model card's settings, each of the right type and within range, or a ModelLoadError."""
+    if not isinstance(config, dict) or "width" not in config:
+        raise ModelLoadError("its settings are missing or not a JSON object with a 'width'")
+    for key, (kind, lo, hi) in CONFIG_RANGES.items():
+        if key not in config:
+            continue
+        v = config[key]
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (kind is float or float(v).is_integer())
+        if not ok or not (lo <= float(v) <= hi):
+            raise ModelLoadError(f"setting '{key}' is {v!r}; expected {kind.__name__} from {lo} to {hi}")
+    return config
 
 
-def notify_models_changed() -> None:
-    """Tell listeners (e.g. model lists in widgets) that the available models changed."""
-    for cb in list(_LISTENERS):
-        try:
-            cb()
-        except RuntimeError:  # a widget that was closed
-            _LISTENERS.remove(cb)
+def check_tensors(tensors: dict, config: dict) -> bool:
+    """Check weights against the network their card describes; returns whether it has a regression head.
+
+    Names, shapes and dtypes come from a network built on the meta device (nothing is allocated),
+    so a card that claims a huge width fails here, before any memory is spent on it.
+    """
+    bins, reb = tensors.get("bins"), tensors.get("rebalance")
+    if bins is None or reb is None or bins.ndim != 2 or bins.shape[1] != 2 or not 2 <= bins.shape[0] <= 4096:
+        raise ModelLoadError("its ab bins are missing or not a (Q, 2) table")
+    if tuple(reb.shape) != (bins.shape[0],):
+        raise ModelLoadError(f"rebalance has shape {tuple(reb.shape)}; expected ({bins.shape[0]},)")
+    regression = has_regression_head(tensors)
+    with torch.device("meta"):
+        ref = ColorNet(bins.shape[0], int(config["width"]), regression=regression,
+                       global_context=any(k.startswith("net.glob.") for k in tensors)).state_dict()
+    want = {f"net.{k}": v for k, v in ref.items()} | {"bins": bins, "rebalance": reb}
+    if set(want) != set(tensors):
+        extra = sorted(set(tensors) - set(want))[:3]
+        missing = sorted(set(want) - set(tensors))[:3]
+        raise ModelLoadError(f"its weights do not match a width-{config['width']} network "
+                             f"(unexpected {extra}, missing {missing})")
+    for k, v in tensors.items():
+        if tuple(v.shape) != tuple(want[k].shape) or v.dtype != want[k].dtype:
+            raise ModelLoadError(f"'{k}' is {v.dtype} {tuple(v.shape)}; expected "
+                                 f"{want[k].dtype} {tuple(want[k].shape)}")
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise ModelLoadError(f"'{k}' holds NaN or infinite values")
+    if not (reb > 0).all() or bins.abs().max() > 128:
+        raise ModelLoadError("its ab bins or rebalancing weights are out of range")
+    return regression
+
+
+def _refresh_card(weights: Path, config: dict, card: dict) -> None:
+    """Rewrite a JSON card that an interrupted save left behind its weights."""
+    path = model_paths(weights)[1]
+    with contextlib.suppress(OSError, ValueError):
+        doc = json.loads(path.read_text())
+        if doc.get("weights_sha256") not in (None, _sha256(weights)):
+            _write_card(weights, path, config, card)
 
 
 _CACHE: dict[tuple[str, int, int], Colorizer] = {}
 
 
 def load(name_or_path: str | os.PathLike | None = None) -> Colorizer:
-    """Load a model by name or path (None: the bundled default); results are cached by file."""
-    path = resolve(name_or_path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
-    if key in _CACHE:
-        return _CACHE[key]
-    try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
+    """Load a model by name or path (None: the bundled default); results are cached by file.
 
+    The file is validated before a network is built: settings in range, weights of the dtypes
+    and shapes the settings imply, all finite. Anything else is a :class:`ModelLoadError`.
+    """
+    path = resolve(name_or_path)
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        if key in _CACHE:
+            return _CACHE[key]
+        tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -220,163 +338,23 @@ def load(name_or_path: str | os.PathLike | None = None) -> Colorizer:
     if meta.get("format") != FORMAT or "bins" not in tensors:
         raise ModelLoadError(f"'{path}' is a safetensors file but not a napari-colorize model.")
     try:
-        config = json.loads(meta.get("config", "{}"))
+        config = check_config(json.loads(meta.get("config", "{}")))
         card = json.loads(meta.get("card", "{}"))
+        regression = check_tensors(tensors, config)
         bins = tensors.pop("bins")
         rebalance = tensors.pop("rebalance")
-        net = ColorNet(bins.shape[0], int(config["width"]), regression=has_regression_head(tensors))
-        state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-        net.load_state_dict(state)
-    except (KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
+        net = ColorNet(bins.shape[0], int(config["width"]), regression=regression,
+                       global_context=any(k.startswith("net.glob.") for k in tensors))
+        net.load_state_dict({k[4:]: v for k, v in tensors.items()})
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"'{path}' is damaged: {exc}.") from None
+    except (KeyError, ValueError, RuntimeError, TypeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"'{path}' is damaged or from an incompatible version ({exc}).") from None
     net.eval()
     model = Colorizer(net=net, bins=bins, rebalance=rebalance, config=config, card=card, name=path.stem)
     _CACHE.clear()  # one cached model at a time keeps memory flat when switching models
     _CACHE[key] = model
+    _refresh_card(path, config, card if isinstance(card, dict) else {})
     return model
 
 
-# -- the user's models: save, rename, delete, export, import ----------------------------------
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+()-]{0,79}$")
-
-
-def check_model_name(name: str) -> str:
-    """A usable model name (stripped), or an error saying why not."""
-    from .errors import InputError
-
-    name = str(name).strip()
-    if name.endswith((".safetensors", ".json")):
-        name = name.rsplit(".", 1)[0]
-    if not _NAME_OK.match(name) or name.endswith("."):
-        raise InputError(f"'{name}' is not a usable model name: use letters, digits, spaces and . _ + - ( ), "
-                         "starting with a letter or digit, at most 80 characters.")
-    if (bundled_dir() / f"{name}.safetensors").exists():
-        raise InputError(f"'{name}' is the name of a bundled model; choose another name.")
-    return name
-
-
-def user_models() -> dict[str, Path]:
-    """The user's own models (not the bundled ones), name to weights file."""
-    folder = user_dir()
-    return {f.stem: f for f in sorted(folder.glob("*.safetensors"))} if folder.is_dir() else {}
-
-
-def unique_name(name: str) -> str:
-    """``name``, or ``name-2``, ``name-3``... if a model of that name exists already."""
-    name = check_model_name(name)
-    taken = set(available_models())
-    if name not in taken:
-        return name
-    k = 2
-    while f"{name}-{k}" in taken:
-        k += 1
-    return f"{name}-{k}"
-
-
-def checkpoint_dir(name: str) -> Path:
-    """Where a fine-tuning run of the user's model ``name`` keeps its checkpoint (for Resume)."""
-    return user_dir() / ".checkpoints" / name
-
-
-def _user_model(name: str) -> Path:
-    from .errors import InputError
-
-    path = user_models().get(str(name))
-    if path is None:
-        if str(name) in available_models():
-            raise InputError(f"'{name}' is a bundled model; only your own models can be changed.")
-        raise InputError(f"There is no model named '{name}' in {user_dir()}.")
-    return path
-
-
-def _forget(path: Path) -> None:
-    for key in [k for k in _CACHE if k[0] == str(path.resolve())]:
-        del _CACHE[key]
-
-
-def save_user_model(model: Colorizer, name: str, overwrite: bool = False) -> Path:
-    """Save ``model`` as ``name`` in the user's model folder (atomically) and tell listeners."""
-    from .errors import InputError
-
-    name = check_model_name(name)
-    target = user_dir() / f"{name}.safetensors"
-    if target.exists() and not overwrite:
-        raise InputError(f"A model named '{name}' exists already; choose another name or delete it first.")
-    model.name = name
-    path = model.save(target)
-    notify_models_changed()
-    return path
-
-
-def rename_model(old: str, new: str) -> Path:
-    """Rename one of the user's models (weights, card and any checkpoint); returns the new weights path."""
-    from .errors import InputError
-
-    src = _user_model(old)
-    new = check_model_name(new)
-    dst = src.with_name(f"{new}.safetensors")
-    if new in available_models():
-        raise InputError(f"A model named '{new}' exists already.")
-    _forget(src)
-    os.replace(src, dst)  # weights first: they alone make a model, the JSON card is a copy for people
-    card = src.with_suffix(".json")
-    if card.exists():
-        os.replace(card, dst.with_suffix(".json"))
-    if checkpoint_dir(old).is_dir() and not checkpoint_dir(new).exists():
-        os.replace(checkpoint_dir(old), checkpoint_dir(new))
-    notify_models_changed()
-    return dst
-
-
-def delete_model(name: str) -> None:
-    """Delete one of the user's models, its card and its fine-tuning checkpoint."""
-    import shutil
-
-    path = _user_model(name)
-    _forget(path)
-    path.unlink()
-    path.with_suffix(".json").unlink(missing_ok=True)
-    shutil.rmtree(checkpoint_dir(name), ignore_errors=True)
-    notify_models_changed()
-
-
-def export_model(name: str, dest: str | os.PathLike) -> Path:
-    """Copy a model (bundled or the user's) to ``dest``: a folder or a path with or without suffix."""
-    import shutil
-
-    src = resolve(name)
-    dest = Path(dest)
-    if dest.is_dir():
-        dest = dest / src.name
-    if dest.suffix in (".safetensors", ".json"):
-        dest = dest.with_suffix("")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    weights = dest.with_suffix(".safetensors")
-    _atomic(weights, lambda tmp: shutil.copyfile(src, tmp))
-    if src.with_suffix(".json").exists():
-        _atomic(dest.with_suffix(".json"), lambda tmp: shutil.copyfile(src.with_suffix(".json"), tmp))
-    return weights
-
-
-def import_model(path: str | os.PathLike, name: str | None = None) -> str:
-    """Check a model file by loading it, copy it into the user's folder; returns its name there."""
-    import shutil
-
-    from .errors import InputError
-
-    src = Path(path)
-    if src.suffix != ".safetensors":
-        src = src.with_suffix(".safetensors")
-    if not src.is_file():
-        raise InputError(f"No model file at '{src}'.")
-    load(src)  # raises ModelLoadError for anything that is not a readable napari-colorize model
-    name = check_model_name(name or src.stem)
-    if name in available_models():
-        raise InputError(f"A model named '{name}' exists already; import it under another name.")
-    target = user_dir() / f"{name}.safetensors"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(target, lambda tmp: shutil.copyfile(src, tmp))
-    if src.with_suffix(".json").exists():
-        _atomic(target.with_suffix(".json"), lambda tmp: shutil.copyfile(src.with_suffix(".json"), tmp))
-    notify_models_changed()
-    return name

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import gray_to_l, lab_to_rgb_in_gamut, rgb_to_lab
+from .color import gray_to_l, intensity_range, lab_to_rgb_in_gamut, rgb_to_lab, stretch
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
 from .inference import guided_upsample
@@ -115,40 +115,21 @@ class UnitMap:
 
     def __init__(self, plane, max_pixels: int = 4_000_000):
         dtype = np.dtype(plane.dtype)
-        self.scale = self.lut = None
-        self.lo, self.hi = 0.0, 1.0
-        if dtype == np.bool_:
-            return
-        if dtype == np.uint8:
-            self.hi = 255.0
-            if len(plane.shape) == 2:  # L* of gray uint8 by table: the per-pixel cube roots are costly
-                self.lut = gray_to_l(np.arange(256, dtype=np.float32) / 255.0)
-            return
-        if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
-            raise InputError(f"Unsupported pixel type {dtype}; expected integers or floats.")
+        self.lut = None
+        if dtype == np.uint8 and len(plane.shape) == 2:
+            # L* of gray uint8 by table: the per-pixel cube roots are costly
+            self.lut = gray_to_l(np.arange(256, dtype=np.float32) / 255.0)
         h, w = plane.shape[:2]
+        # uint8 and bool have fixed ranges: no need to read a sample of the plane
         s = max(1, int(math.ceil(math.sqrt(h * w / max_pixels))))
-        sample = np.asarray(plane[::s, ::s]).astype(np.float32)
-        if not np.isfinite(sample).all():
-            raise InputError("The image contains NaN or infinite values; replace them first.")
-        lo, hi = float(sample.min()), float(sample.max())
-        if np.issubdtype(dtype, np.floating) and lo >= 0.0 and hi <= 1.0:
-            return
-        plo, phi = (float(v) for v in np.percentile(sample, [0.1, 99.9]))
-        if phi - plo <= 1e-12:
-            plo, phi = lo, hi
-        if phi - plo <= 1e-12:
-            self.scale = 0.5 if hi > 0 else 0.0  # a constant plane
-            return
-        self.lo, self.hi = plo, phi
+        sample = np.zeros(1, dtype) if dtype.kind == "b" or dtype == np.uint8 else np.asarray(plane[::s, ::s])
+        self.lo, self.hi = intensity_range(sample, dtype)
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
-        arr = np.asarray(block).astype(np.float32)
-        if not np.isfinite(arr).all():
+        arr = np.asarray(block)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise InputError("The image contains NaN or infinite values; replace them first.")
-        if self.scale is not None:
-            return np.full(arr.shape, self.scale, np.float32)
-        return np.clip((arr - self.lo) / (self.hi - self.lo), 0.0, 1.0)
+        return stretch(arr, self.lo, self.hi)
 
 
 def _read_l(plane, unit: UnitMap, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:

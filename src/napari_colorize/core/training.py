@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .color import ab_bins, rgb_to_lab_t
 from .distributed import DistContext
 from .hints import simulate_hints
 from .model import AB_SCALE, encode_input, rebalance_weights, soft_encode, split_output
-from .modelfile import Colorizer, _atomic, has_regression_head
+from .modelfile import Colorizer, has_regression_head
 
 
 @dataclass
@@ -216,7 +217,7 @@ class Trainer:
         meta = {"step": str(self.step), "config": json.dumps(asdict(self.cfg)),
                 "model_config": json.dumps(self.model.config), "history": json.dumps(self.history)}
         path = self.checkpoint_dir / "checkpoint.safetensors"
-        _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
         return path
 
     def load_checkpoint(self) -> bool:

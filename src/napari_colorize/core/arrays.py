@@ -1,0 +1,27 @@
+"""Checks of scalar arguments shared by the API, the CLI and the widgets."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from .errors import InputError
+
+
+def check_number(name: str, value, lo: float, hi: float, *, integer: bool = False,
+                 open_low: bool = False) -> float | int:
+    """``value`` as a float (or int) within [lo, hi] (``(lo, hi]`` with ``open_low``), or an InputError.
+
+    Complex numbers, strings, booleans, NaN and infinities are refused with a message naming
+    ``name``; bounds keep a parameter from asking for absurd amounts of memory or time.
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    v = float(value) if ok else math.nan
+    if ok and integer and not v.is_integer():
+        ok = False
+    inside = (lo < v if open_low else lo <= v) and v <= hi
+    if not ok or not inside:
+        kind = "an integer" if integer else "a number"
+        rng = f"{'above' if open_low else 'from'} {lo:g} {'and at most' if open_low else 'to'} {hi:g}"
+        raise InputError(f"{name} must be {kind} {rng}; got {value!r}.")
+    return int(v) if integer else v
