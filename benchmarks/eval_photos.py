@@ -52,7 +52,7 @@ def grid(images: list[np.ndarray], model, n_hints: int, seed: int, width: int = 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", nargs="+", default=[str(PHOTOS / "bsds500-test.tar"), str(PHOTOS / "urban100.tar")])
-    p.add_argument("--model", default=None)
+    p.add_argument("--model", default=None, help="model name or path, or a training checkpoint folder")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override decoding settings of the model card (vivid, temperature, working_size...)")
     p.add_argument("--hints", type=int, default=10)
@@ -62,7 +62,13 @@ def main(argv=None) -> int:
     p.add_argument("--grid", type=int, default=12, help="photos in the grid (0: none)")
     p.add_argument("--out", default="runs/eval")
     args = p.parse_args(argv)
-    model = copy.deepcopy(load(args.model))
+    if args.model and Path(args.model, "checkpoint.safetensors").is_file():  # a training run's latest
+        from napari_colorize.core.training import model_from_checkpoint
+
+        model = model_from_checkpoint(args.model)
+        model.name = f"checkpoint {args.model} step {model.card['training']['steps']}"
+    else:
+        model = copy.deepcopy(load(args.model))
     for kv in args.set:
         k, v = kv.split("=", 1)
         model.config[k] = type(model.config.get(k, 0.0))(float(v))

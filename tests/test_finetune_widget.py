@@ -112,7 +112,7 @@ def test_non_rgb_layers_are_refused_with_a_reason(qtbot, widgets, slide):
 
 def test_model_management_updates_the_colorize_list(qtbot, widgets, tmp_path):
     from napari_colorize import load_model
-    from napari_colorize.core.modelfile import save_user_model
+    from napari_colorize.core.library import save_user_model
 
     viewer, ft, cz = widgets
     save_user_model(load_model(), "first")

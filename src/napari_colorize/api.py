@@ -13,7 +13,7 @@ from .core._gen import drain
 from .core.arrays import check_number
 from .core.atomic import clean_stale, commit, remove, temp_path
 from .core.errors import InputError
-from .core.hints import check_hints
+from .core.hints import check_hints, float_array
 from .core.inference import colorize_plane, validate_image
 from .core.modelfile import Colorizer, load
 from .core.temporal import check_temporal
@@ -42,12 +42,16 @@ def _as_model(model) -> Colorizer:
 
 def _split_hints(points, colors, n_lead: int):
     """Hints as (lead_index_or_None, (row, col), color); leading coordinates pick a plane."""
-    if points is None or len(points) == 0:
+    if points is None:
         return None, None, None
-    pts = np.asarray(points, dtype=np.float64)
+    pts = float_array(points, "Hint points")
+    if pts.size == 0:
+        return None, None, None
     if pts.ndim != 2 or pts.shape[1] not in (2, 2 + n_lead):
         alt = f" or (N, {2 + n_lead}) with plane indices first" if n_lead else ""
         raise InputError(f"Hint points must be (N, 2) row, column{alt}; got shape {pts.shape}.")
+    if not np.isfinite(pts).all():
+        raise InputError("Hint points contain NaN or infinite values.")
     lead = np.rint(pts[:, :-2]).astype(int) if pts.shape[1] > 2 else None
     return lead, pts[:, -2:], colors
 

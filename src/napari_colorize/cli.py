@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
+from .core.data import MAX_PIXELS
 from .core.errors import ColorizeError
+
+SIGTERM_STATUS = 143  # 128 + SIGTERM, as a shell reports a process the signal ended; Ctrl-C gives 130
 
 
 def _progress(total: int | None, desc: str):
@@ -20,12 +25,13 @@ def _progress(total: int | None, desc: str):
 # -- colorize -------------------------------------------------------------------------------
 def _cmd_colorize(args) -> int:
     from .core.training import default_threads
-    from .io import colorize_files
+    from .io import check_temperature, colorize_files
 
     if args.scheduler and args.workers:
         raise ColorizeError("--workers sets local threads; with --scheduler the cluster has its workers.")
     if args.workers is not None and args.workers < 1:
         raise ColorizeError(f"--workers must be at least 1, got {args.workers}.")
+    check_temperature(args.temperature)  # before torch and the inputs: one error, not one per file
     import torch
 
     threads = torch.get_num_threads()
@@ -36,6 +42,7 @@ def _cmd_colorize(args) -> int:
         counts = colorize_files(
             args.inputs, args.output, model=args.model, temperature=args.temperature,
             overwrite=args.overwrite, progress=_progress, scheduler=args.scheduler, workers=args.workers,
+            max_pixels=args.max_pixels,
         )
     finally:
         torch.set_num_threads(threads)  # main() may be called in-process (tests, scripts)
@@ -78,14 +85,17 @@ def _cmd_evaluate(args) -> int:
     from .core.data import iter_images
     from .core.evaluate import evaluate
     from .core.modelfile import load
+    from .io import check_temperature
 
+    check_temperature(args.temperature)
     model = load(args.model)
-    images = (rgb for _, rgb in iter_images(args.data))
+    images = (rgb for _, rgb in iter_images(args.data, max_pixels=args.max_pixels))
     if args.limit:
         images = itertools.islice(images, args.limit)
     with _progress(args.limit, "evaluate") as bar:
         res = evaluate(model, images, n_hints=args.hints, temperature=args.temperature,
-                       seed=args.seed, progress=bar.update, skip_gray=not args.include_gray)
+                       seed=args.seed, progress=bar.update, skip_gray=not args.include_gray,
+                       levin=args.levin)
     res["model"] = model.name
     if args.json:
         print(json.dumps(res, indent=2))
@@ -95,11 +105,13 @@ def _cmd_evaluate(args) -> int:
                             f"({res['n_skipped_gray']} gray or sepia ones skipped).")
     print(f"model {model.name}: {res['n_images']} images ({res['n_skipped_gray']} gray or sepia skipped), "
           f"{args.hints} hints, T={res['temperature']}")
-    print(f"{'metric':<14}{'model':>10}{'gray':>10}")
-    for key in ("psnr", "psnr_pooled", "ssim", "ciede2000"):
-        print(f"{key:<14}{res[key]:>10.3f}{res[key + '_gray']:>10.3f}")
-    print(f"{'colorfulness':<14}{res['colorfulness']:>10.2f}{0.0:>10.2f}   (ground truth {res['colorfulness_gt']:.2f}, "
+    cols = ("", "_gray") + (("_levin",) if "psnr_levin" in res else ())
+    print(f"{'metric':<16}{'model':>10}{'gray':>10}" + (f"{'Levin 2004':>12}" if len(cols) > 2 else ""))
+    for key in ("psnr", "psnr_pooled", "ssim", "ciede2000", "neutral_chroma"):
+        print(f"{key:<16}" + "".join(f"{res[key + c]:>{12 if c == '_levin' else 10}.3f}" for c in cols))
+    print(f"{'colorfulness':<16}{res['colorfulness']:>10.2f}{0.0:>10.2f}   (ground truth {res['colorfulness_gt']:.2f}, "
           f"ratio {res['colorfulness_ratio']:.2f})")
+    print(f"{'beats gray':<16}{res['beats_gray']:>10.0%}   (share of photos whose PSNR is above gray's)")
     return 0
 
 
@@ -217,22 +229,42 @@ def _train(args, ctx) -> int:
     return 0
 
 
+def _pixels(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0: no limit), got '{text}'")
+    return n
+
+
+def _max_pixels_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-pixels", type=_pixels, default=MAX_PIXELS, metavar="N",
+                        help="refuse images of more than N pixels (height x width) from their header, before "
+                             f"decoding them (default {MAX_PIXELS}, Pillow's limit; 0: no limit)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="napari-colorize", description="Colorize grayscale images with a CNN.")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("colorize", help="colorize image files, folders or zarr arrays",
-                       epilog="Exit status: 0 all done, 1 some inputs failed (listed), 2 error.")
+                       epilog="Outputs are written whole or not at all, never over an input; a rerun skips "
+                              "finished ones. Exit status: 0 all done, 1 some inputs failed (listed), 2 error, "
+                              f"130 interrupted (Ctrl-C), {SIGTERM_STATUS} terminated (SIGTERM); interrupted "
+                              "or terminated, it prints the summary of what was done.")
     c.add_argument("inputs", nargs="+", help="image files (PNG, TIFF, JPEG), folders or zarr arrays")
     c.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     c.add_argument("--model", default=None, help="model name or path (default: bundled)")
-    c.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature")
+    c.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature, in (0, 5]")
     c.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     c.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="run on this dask.distributed scheduler (e.g. tcp://host:8786); inputs and outputs "
+                   help="run on this dask.distributed scheduler (tcp://host:port); inputs and outputs "
                         "must be on a file system its workers share. Default: local threads")
     c.add_argument("--workers", type=int, default=None, metavar="N",
                    help="local threads colorizing files in parallel (default: one per core)")
+    _max_pixels_option(c)
     c.set_defaults(func=_cmd_colorize)
 
     d = sub.add_parser("demo", help="colorize a grayscale sample photo with the bundled model")
@@ -250,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--include-gray", action="store_true",
                    help="also score gray and sepia photos (skipped by default: the gray baseline is exact on them)")
+    e.add_argument("--levin", action="store_true",
+                   help="with --hints, also score Levin et al. 2004's optimization given the same hints")
+    _max_pixels_option(e)
     e.set_defaults(func=_cmd_evaluate)
 
     t = sub.add_parser("train", help="train a model from scratch or from --base",
@@ -286,17 +321,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that the same clean-up and summary run."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    # once: a second SIGTERM during the clean-up ends the process at once, as a second Ctrl-C would
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; user errors print one line and exit with status 2."""
+    """Entry point; user errors print one line and exit with status 2.
+
+    SIGINT (Ctrl-C) and SIGTERM stop a command the same way, the batch printing its summary; the
+    exit status is then 130 and 143.
+    """
     args = build_parser().parse_args(argv)
+    # only the main thread may set handlers; main() run on another thread keeps the default
+    on_main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, _on_sigterm) if on_main else None
     try:
         return args.func(args)
     except ColorizeError as exc:
         print(f"napari-colorize: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("napari-colorize: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, _Terminated)
+        print(f"napari-colorize: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return SIGTERM_STATUS if terminated else 130
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,40 +1,69 @@
 """Reading and writing image files for the CLI, and batch colorization as dask tasks.
 
-Outputs are written atomically (temp file + rename), so an interrupted batch leaves no half-written
-file and a rerun skips the finished ones.
+Outputs are written atomically (:mod:`napari_colorize.core.atomic`), so an interrupted or killed
+batch leaves no half-written file, a rerun skips the finished ones and removes the temporaries of
+killed runs. An input is never an output: not by name, not through a link, not on a rerun.
 """
 
 from __future__ import annotations
 
+import errno
+import math
 import os
+import re
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .batch_runner import (
+    MODEL,
+    _describe,
+    _finish_zarr,
+    _Job,
+    _name_problem,
+    _plan_zarr,
+    _refuse_overwriting_inputs,
+    _summary,
+)
+from .batch_runner import SCHEDULER_TIMEOUT as SCHEDULER_TIMEOUT  # re-exported, as are the next two
+from .batch_runner import OutputError as OutputError
+from .batch_runner import colorize_zarr_plane_task as colorize_zarr_plane_task
+from .batch_runner import connect as _connect
+from .batch_runner import run_distributed as _run_distributed
+from .batch_runner import run_in_thread as _run_in_thread
+from .batch_runner import run_local as _run_local
+from .core.atomic import atomic_write, clean_stale, remove, temp_path
+from .core.data import MAX_PIXELS, check_pixels, open_pil
 from .core.errors import ColorizeError, InputError
 
 READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 WRITE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Pixels of a PNG, JPEG, BMP or (multi-page) TIFF file, in their stored dtype."""
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Pixels of a PNG, JPEG, BMP or (multi-page) TIFF file, in their stored dtype.
+
+    Images whose planes have more than ``max_pixels`` pixels (0: no limit) are refused from
+    their header, before anything is decoded.
+    """
     path = Path(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            return tifffile.imread(path)
-        from PIL import Image
-
-        with Image.open(path) as im:
+            with tifffile.TiffFile(path) as tif:
+                page = tif.series[0].keyframe  # what asarray() reads, as tifffile.imread does
+                check_pixels(page.imagelength, page.imagewidth, path, max_pixels)
+                return tif.asarray()
+        with open_pil(path, path, max_pixels) as im:
             im.load()
             if im.mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr", "1"):
                 im = im.convert("RGB") if im.mode != "LA" else im.convert("L")
             return np.asarray(im)
-    except (OSError, ValueError, SyntaxError) as exc:
+    except InputError:
+        raise
+    except (OSError, ValueError, SyntaxError, IndexError) as exc:
         raise InputError(f"Cannot read image '{path}': {exc}") from None
 
 
@@ -44,31 +73,24 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
     suffix = path.suffix.lower()
     if suffix not in WRITE_SUFFIXES:
         raise InputError(f"Unsupported output type '{suffix}'; use one of {', '.join(WRITE_SUFFIXES)}.")
+    if suffix not in (".tif", ".tiff") and rgb.ndim != 3:
+        raise InputError(f"{suffix} holds one 2D image; write stacks as .tif instead.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         if suffix in (".tif", ".tiff"):
             import tifffile
 
             tifffile.imwrite(tmp, (np.clip(rgb, 0, 1) * 65535 + 0.5).astype(np.uint16), photometric="rgb")
         else:
-            if rgb.ndim != 3:
-                raise InputError(f"{suffix} holds one 2D image; write stacks as .tif instead.")
             from PIL import Image
 
+            # the format by name: the temporary's suffix says nothing
             Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(
                 tmp, format="JPEG" if suffix in (".jpg", ".jpeg") else "PNG"
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
-
-class OutputError(ColorizeError):
-    """An output cannot be written (permissions, full disk): the batch stops, files written stay."""
+    atomic_write(path, write)
 
 
 def is_zarr(path: str | os.PathLike) -> bool:
@@ -79,15 +101,31 @@ def is_zarr(path: str | os.PathLike) -> bool:
     return p.is_dir() and any((p / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Image files and zarr arrays named, or image files inside the folders named, in a stable order."""
+OUTPUT_NAME = re.compile(r".+_colorized\.(png|tif|zarr)\Z")
+"""Names :func:`output_paths` gives in an output folder; such files found there are never inputs."""
+
+
+def expand_inputs(inputs: list[str], output: str | os.PathLike | None = None) -> list[Path]:
+    """Image files and zarr arrays named, or image files inside the folders named, in a stable order.
+
+    In folders, hidden files (temporaries, macOS ``._`` forks) are left out, and so are earlier
+    outputs: files named like :data:`OUTPUT_NAME` in the folder ``output``, so that a rerun into an
+    input folder does not colorize its own results again.
+    """
+    out_dir = Path(output).resolve() if output is not None else None
+
+    def wanted(f: Path) -> bool:
+        if f.name.startswith(".") or f.suffix.lower() not in READ_SUFFIXES or not f.is_file():
+            return False
+        return not (out_dir is not None and OUTPUT_NAME.match(f.name) and f.parent.resolve() == out_dir)
+
     files: list[Path] = []
     for item in inputs:
         p = Path(item)
         if is_zarr(p) and p.exists():
             files.append(p)
         elif p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in READ_SUFFIXES))
+            files.extend(sorted(f for f in p.rglob("*") if wanted(f)))
         elif p.is_file():
             files.append(p)
         else:
@@ -130,8 +168,9 @@ def check_writable(folder: Path) -> None:
     """
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".napari-colorize-probe.", dir=folder)
-        os.close(fd)
+        probe = temp_path(folder / "probe")  # named as a temporary: a kill here leaves nothing for good
+        with open(probe, "x"):
+            pass
         os.unlink(probe)
     except (FileExistsError, NotADirectoryError):
         raise OutputError(f"Cannot write to '{folder}': it (or a parent) is a file, not a folder.") from None
@@ -139,17 +178,21 @@ def check_writable(folder: Path) -> None:
         raise OutputError(f"Cannot write to output folder '{folder}': {exc.strerror or exc}.") from None
 
 
-def _describe(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, ColorizeError) else f"{type(exc).__name__}: {exc}"
-
-
-def _to_dtype(rgb: np.ndarray, dtype) -> np.ndarray:
-    top = np.iinfo(dtype).max
-    return (np.clip(rgb, 0, 1) * top + 0.5).astype(dtype)
+def check_temperature(temperature) -> None:
+    """Raise :class:`InputError` unless ``temperature`` is None or a number in (0, 5]."""
+    if temperature is None:
+        return
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        t = math.nan
+    if not (math.isfinite(t) and 0.0 < t <= 5.0):
+        raise InputError(f"Temperature must be in (0, 5]; got {temperature}.")
 
 
 # -- tasks: module-level functions, so dask.distributed workers can unpickle them by name -------------
-def colorize_file_task(job: int, src: str, dst: str, model, temperature) -> tuple[int, str | None]:
+def colorize_file_task(job: int, src: str, dst: str, model, temperature,
+                       max_pixels: int = MAX_PIXELS) -> tuple[int, str | None]:
     """Read, colorize and atomically write one image file.
 
     Returns
@@ -165,7 +208,7 @@ def colorize_file_task(job: int, src: str, dst: str, model, temperature) -> tupl
     from .api import colorize
 
     try:
-        img = read_image(src)
+        img = read_image(src, max_pixels)
         if img.ndim == 3 and img.shape[-1] == 4:
             img = img[..., :3]  # alpha does not carry luminance
         rgb = colorize(img, model=model, temperature=temperature)
@@ -177,178 +220,15 @@ def colorize_file_task(job: int, src: str, dst: str, model, temperature) -> tupl
     try:
         write_image(out, rgb)
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:  # this output's name, not the disk: the others can go on
+            return job, f"Cannot write '{out}': {exc.strerror}."
         raise OutputError(f"Cannot write '{out}': {exc.strerror or exc}.") from None
     return job, None
 
 
-def colorize_zarr_plane_task(job: int, src: str, tmp: str, index: tuple[int, ...], model,
-                             temperature) -> tuple[int, str | None]:
-    """Colorize plane ``index`` of the zarr array ``src`` into the same plane of ``tmp``.
-
-    Returns and raises like :func:`colorize_file_task`.
-    """
-    import zarr
-
-    from .api import colorize
-
-    try:
-        plane = np.asarray(zarr.open_array(store=src, mode="r")[index])
-        rgb = colorize(plane, model=model, temperature=temperature)
-    except Exception as exc:  # noqa: BLE001
-        return job, f"plane {index}: {_describe(exc)}"
-    try:
-        out = zarr.open_array(store=tmp, mode="r+")
-        out[index] = _to_dtype(rgb, out.dtype)
-    except OSError as exc:
-        raise OutputError(f"Cannot write '{tmp}': {exc.strerror or exc}.") from None
-    return job, None
-
-
-def _require_zarr():
-    try:
-        import zarr
-    except ImportError:
-        raise InputError("Reading zarr needs the zarr package: pip install 'napari-colorize[zarr]'.") from None
-    return zarr
-
-
-class _Job:
-    """One input: a file (one task) or a zarr array (one task per plane), written to ``dst``."""
-
-    def __init__(self, src: Path, dst: Path):
-        self.src, self.dst = src, dst
-        self.tmp: Path | None = None  # zarr: written here, renamed to dst when every plane is done
-        self.pending = 0
-        self.error: str | None = None
-
-
-def _plan_zarr(job: _Job, key: int, model, temperature) -> list[tuple]:
-    """Open the input, create the temporary output array and return one task per plane."""
-    from .core.inference import validate_image
-
-    zarr = _require_zarr()
-    try:
-        arr = zarr.open(store=str(job.src), mode="r")
-    except Exception as exc:  # noqa: BLE001
-        job.error = f"not a readable zarr array: {_describe(exc)}"
-        return []
-    if not hasattr(arr, "shape"):
-        names = ", ".join(sorted(k for k, _ in arr.arrays())) or "none"
-        job.error = f"is a zarr group; name one of its arrays (found: {names}) as the input"
-        return []
-    try:
-        is_rgb = validate_image(arr)
-    except ColorizeError as exc:
-        job.error = str(exc)
-        return []
-    lead = arr.shape[:-3] if is_rgb else arr.shape[:-2]
-    spatial = arr.shape[len(lead) : len(lead) + 2]
-    dtype = np.uint8 if arr.dtype == np.uint8 else np.uint16
-    job.tmp = Path(tempfile.mkdtemp(prefix=f".{job.dst.name}.", suffix=".partial", dir=job.dst.parent))
-    # one plane per chunk row so that concurrent plane tasks never write the same chunk
-    zarr.open_array(store=str(job.tmp), mode="w", shape=(*lead, *spatial, 3), dtype=dtype,
-                    chunks=(1,) * len(lead) + tuple(min(s, 1024) for s in spatial) + (3,))
-    return [(colorize_zarr_plane_task, key, str(job.src), str(job.tmp), idx, model, temperature)
-            for idx in np.ndindex(*lead)]
-
-
-def _finish_zarr(job: _Job) -> None:
-    import shutil
-
-    if job.error is not None:
-        shutil.rmtree(job.tmp, ignore_errors=True)
-        return
-    try:
-        if job.dst.exists():  # --overwrite: move the old one aside so dst is never half-written
-            old = job.dst.with_name(f".{job.dst.name}.old-{os.getpid()}")
-            os.replace(job.dst, old)
-            os.replace(job.tmp, job.dst)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(job.tmp, job.dst)
-    except OSError as exc:
-        raise OutputError(f"Cannot write '{job.dst}': {exc.strerror or exc}.") from None
-
-
-SCHEDULER_TIMEOUT = "5s"
-MODEL = object()  # placeholder for the model in a task's arguments; each runner ships it its own way
-
-
-def _connect(scheduler):
-    """A ``distributed.Client`` for an address, or the client given; (client, whether we own it)."""
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ColorizeError("--scheduler needs dask.distributed: pip install distributed.") from None
-    if isinstance(scheduler, Client):
-        return scheduler, False
-    from distributed.comm.addressing import parse_address, parse_host_port
-
-    try:  # before Client(): a malformed address leaves a half-made client that hangs on exit
-        protocol, loc = parse_address(str(scheduler))
-        if protocol in ("tcp", "tls", "ws", "wss"):
-            parse_host_port(loc)
-    except ValueError as exc:
-        raise ColorizeError(f"Not a dask scheduler address: '{scheduler}' ({exc}); "
-                            "expected e.g. tcp://host:8786.") from None
-    try:
-        return Client(scheduler, timeout=SCHEDULER_TIMEOUT, set_as_default=False), True
-    except (OSError, TimeoutError) as exc:
-        why = "" if "Timed out" in str(exc) else f" ({exc})"
-        raise ColorizeError(f"Cannot reach the dask scheduler at '{scheduler}' within {SCHEDULER_TIMEOUT}{why}; "
-                            "is the cluster running and the address right?") from None
-
-
-def _run_local(tasks, model, workers: int, on_result) -> None:
-    import uuid
-
-    import dask
-    from dask.callbacks import Callback
-
-    # one literal graph node: no tokenizing (hashing) of the weights, no dataclass traversal per task
-    mdel = dask.delayed(model, traverse=False, name=f"colorize-model-{uuid.uuid4().hex}")
-    calls = [dask.delayed(fn, pure=False)(*[mdel if a is MODEL else a for a in args]) for fn, *args in tasks]
-
-    class _Progress(Callback):
-        def _posttask(self, key, result, dsk, state, worker_id):
-            if isinstance(result, tuple):  # the model node also passes through here
-                on_result(result)
-
-    with _Progress():
-        dask.compute(*calls, scheduler="threads", num_workers=workers)
-
-
-def _run_distributed(client, tasks, model, on_result) -> None:
-    from distributed import as_completed
-
-    # ship the model to every worker once, not once per task
-    mfut = client.scatter(model, broadcast=True, hash=False)
-    job_of = {}
-    futures = []
-    for fn, *args in tasks:
-        fut = client.submit(fn, *[mfut if a is MODEL else a for a in args], pure=False)
-        job_of[fut.key] = args[0]
-        futures.append(fut)
-    try:
-        for fut in as_completed(futures, loop=client.loop):
-            if fut.status == "cancelled":
-                raise ColorizeError("Lost the dask scheduler (or the tasks were cancelled) before the batch "
-                                    "finished; run again to do the rest.")
-            if fut.status == "error":
-                exc = fut.exception()
-                if isinstance(exc, OutputError):
-                    raise exc
-                # e.g. KilledWorker: the task crashed its worker; report the input, keep going
-                on_result((job_of[fut.key], _describe(exc)))
-                continue
-            on_result(fut.result())
-    except BaseException:
-        client.cancel(futures)
-        raise
-
-
 def colorize_files(inputs: list[str], output: str, *, model=None, temperature=None,
-                   overwrite: bool = False, progress=None, scheduler=None, workers: int | None = None) -> dict:
+                   overwrite: bool = False, progress=None, scheduler=None, workers: int | None = None,
+                   max_pixels: int = MAX_PIXELS) -> dict:
     """Colorize image files, folders and zarr arrays into ``output`` as dask tasks.
 
     Each file (or zarr plane) is one task that reads, colorizes and writes atomically, so an
@@ -363,7 +243,7 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
     model, temperature
         As for :func:`napari_colorize.colorize`.
     overwrite : bool
-        Replace existing outputs; else they are skipped.
+        Replace existing outputs; else they are skipped. An input is never replaced.
     progress : callable, optional
         ``progress(total, desc)`` returning a tqdm-like bar.
     scheduler : str or distributed.Client, optional
@@ -371,6 +251,8 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
         file system the workers share. Default: local threads.
     workers : int, optional
         Threads of the local scheduler (default: one per core).
+    max_pixels : int
+        Inputs with more pixels per plane (height x width) fail without being decoded; 0: no limit.
 
     Returns
     -------
@@ -382,22 +264,40 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
     OutputError
         An output folder cannot be written (checked before starting) or a write failed (e.g. the
         disk is full); outputs already written are complete and untouched.
+    InputError
+        Bad arguments (temperature, max_pixels), no inputs, or an output that would replace an input.
     ColorizeError
         No input could be colorized, or the scheduler cannot be reached.
     """
     from .api import load_model
     from .core.training import default_threads
 
-    files = [f.resolve() for f in expand_inputs(inputs)]  # workers may run in another folder
+    check_temperature(temperature)  # one error here rather than one per file
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 0:
+        raise InputError(f"max_pixels must be a whole number >= 0 (0: no limit), got {max_pixels!r}.")
+    files = [f.resolve() for f in expand_inputs(inputs, output)]  # workers may run in another folder
     targets = [t.resolve() for t in output_paths(files, output)]
     if len(set(targets)) != len(targets):
         raise InputError("Two inputs share a file name; colorize them into separate folders.")
+    _refuse_overwriting_inputs(files, targets)
     for folder in sorted({t.parent for t in targets}):
         check_writable(folder)
+        clean_stale(folder)  # temporaries of killed runs
     m = load_model(model)  # here, so a bad model is one error rather than one per file
     jobs = [_Job(s, d) for s, d in zip(files, targets)]
-    todo = [k for k, j in enumerate(jobs) if overwrite or not j.dst.exists()]
-    counts = {"done": 0, "skipped": len(jobs) - len(todo), "failed": 0, "errors": []}
+    todo, refused = [], []
+    for key, job in enumerate(jobs):
+        job.error = _name_problem(job.dst)
+        if job.error is None:
+            try:
+                exists = job.dst.exists()
+            except OSError as exc:
+                job.error = f"cannot look for the output '{job.dst}': {exc.strerror or exc}"
+        if job.error is not None:
+            refused.append(job)  # this input fails, the others go on
+        elif overwrite or not exists:
+            todo.append(key)
+    counts = {"done": 0, "skipped": len(jobs) - len(todo) - len(refused), "failed": 0, "errors": []}
     client, own = _connect(scheduler) if scheduler is not None and todo else (None, False)
     bar = None
 
@@ -429,13 +329,15 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
             bar.update(1)
 
     try:
+        for job in refused:
+            finish(job)
         tasks = []
         for key in todo:
             job = jobs[key]
             if is_zarr(job.src):
-                planned = _plan_zarr(job, key, MODEL, temperature)
+                planned = _plan_zarr(job, key, MODEL, temperature, max_pixels)
             else:
-                planned = [(colorize_file_task, key, str(job.src), str(job.dst), MODEL, temperature)]
+                planned = [(colorize_file_task, key, str(job.src), str(job.dst), MODEL, temperature, max_pixels)]
             job.pending = len(planned)
             tasks.extend(planned)
             if not planned:
@@ -444,15 +346,13 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
             bar = progress(len(tasks) + counts["skipped"], "colorize")
             bar.update(counts["skipped"])
         if client is not None and tasks:
-            _run_distributed(client, tasks, m, on_result)
+            _run_in_thread(lambda stopping: _run_distributed(client, tasks, m, on_result, stopping=stopping))
         elif tasks:
-            _run_local(tasks, m, workers or default_threads(), on_result)
+            _run_in_thread(lambda stopping: _run_local(tasks, m, workers or default_threads(), on_result, stopping))
     except BaseException:
-        import shutil
-
         for job in jobs:  # unfinished zarr outputs; finished ones were already renamed into place
-            if job.tmp is not None and job.tmp.exists():
-                shutil.rmtree(job.tmp, ignore_errors=True)
+            if job.tmp is not None:
+                remove(job.tmp)
         raise
     finally:
         if own:
@@ -463,11 +363,3 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
     if counts["failed"] and not counts["done"] and not counts["skipped"]:
         raise ColorizeError("No file could be colorized.")
     return counts
-
-
-def _summary(counts: dict) -> None:
-    print(f"colorized {counts['done']}, skipped {counts['skipped']} existing, failed {counts['failed']}",
-          file=sys.stderr)
-    if counts["errors"]:
-        print("failed: " + ", ".join(sorted(Path(src).name for src, _ in counts["errors"])), file=sys.stderr)
-

@@ -16,7 +16,10 @@ def check_number(name: str, value, lo: float, hi: float, *, integer: bool = Fals
     ``name``; bounds keep a parameter from asking for absurd amounts of memory or time.
     """
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    v = float(value) if ok else math.nan
+    try:
+        v = float(value) if ok else math.nan
+    except OverflowError:  # an int beyond float range is out of every range here
+        ok, v = False, math.nan
     if ok and integer and not v.is_integer():
         ok = False
     inside = (lo < v if open_low else lo <= v) and v <= hi

@@ -11,22 +11,62 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+MAX_PIXELS = 178_956_970
+"""Default limit on the pixels (height x width) of one image plane, checked before decoding.
+
+Pillow's own decompression-bomb error threshold: a few hundred KB of deflate can claim
+20000 x 20000 pixels, and decoding that takes gigabytes. 0 means no limit.
+"""
 
 
-def _decode(data: bytes) -> np.ndarray:
+def check_pixels(height: int, width: int, name, max_pixels: int = MAX_PIXELS) -> None:
+    """Raise :class:`InputError` if a ``height`` x ``width`` plane is over ``max_pixels`` (0: no limit)."""
+    if max_pixels and height * width > max_pixels:
+        raise InputError(f"'{name}' is {width} x {height} = {height * width:,} pixels, over the limit of "
+                         f"{max_pixels:,} (--max-pixels; 0 for none).")
+
+
+def open_pil(fp, name, max_pixels: int = MAX_PIXELS):
+    """``PIL.Image.open`` with the pixel limit checked on the header, before any pixel is decoded."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
+    # Pillow refuses images over 2 * MAX_IMAGE_PIXELS in open(): raise its limit (never lower it, as
+    # other threads may be reading) so that ours is the one that decides
+    if max_pixels == 0:
+        Image.MAX_IMAGE_PIXELS = None
+    elif Image.MAX_IMAGE_PIXELS is not None and max_pixels > 2 * Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        im = Image.open(fp)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"'{name}': {exc}") from None
+    try:
+        check_pixels(im.height, im.width, name, max_pixels)
+    except InputError:
+        im.close()
+        raise
+    return im
+
+
+def _decode(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    with open_pil(io.BytesIO(data), name, max_pixels) as im:
         return np.asarray(im.convert("RGB"))
 
 
-def iter_images(source: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
+def iter_images(source: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(name, rgb_uint8)`` for every image in a folder, a tar, or a single file.
 
-    Unreadable members are skipped with a warning rather than ending the run.
+    Unreadable members, and images over ``max_pixels`` (0: no limit), are skipped with a warning
+    rather than ending the run.
+
+    Raises
+    ------
+    InputError
+        ``source`` does not exist, or is a ``.tar`` file that is not a tar archive.
     """
     import warnings
 
@@ -39,19 +79,24 @@ def iter_images(source: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
                 if not member.isfile() or not member.name.lower().endswith(IMAGE_SUFFIXES):
                     continue
                 try:
-                    yield member.name, _decode(tar.extractfile(member).read())
+                    yield member.name, _decode(tar.extractfile(member).read(), member.name, max_pixels)
                 except Exception as exc:  # noqa: BLE001 - a bad member must not end the read
                     warnings.warn(f"skipped unreadable {member.name}: {exc}", stacklevel=2)
         return
+    if path.is_file() and path.suffix.lower() == ".tar":
+        # not a tar after all: reading it as a folder of one file would come back here forever
+        raise InputError(f"'{path}' is named .tar but is not a tar archive.")
     files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES or p.suffix == ".tar"
+        p for p in path.rglob("*") if (p.suffix.lower() in IMAGE_SUFFIXES or p.suffix == ".tar") and p.is_file()
     )
     for f in files:
-        if f.suffix == ".tar":
-            yield from iter_images(f)
-            continue
         try:
-            yield f.name, _decode(f.read_bytes())
+            if f.suffix == ".tar" and f != path:
+                yield from iter_images(f, max_pixels)
+                continue
+            yield f.name, _decode(f.read_bytes(), str(f), max_pixels)
+        except InputError as exc:  # one bad tar or image inside a folder must not end the read
+            warnings.warn(f"skipped {f}: {exc}", stacklevel=2)
         except Exception as exc:  # noqa: BLE001
             warnings.warn(f"skipped unreadable {f}: {exc}", stacklevel=2)
 
@@ -109,7 +154,10 @@ def load_array(
     arr = np.stack(out)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, arr)
-        os.replace(tmp, cache)
+
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a path
+                np.save(f, arr)
+
+        atomic_write(cache, save)
     return arr

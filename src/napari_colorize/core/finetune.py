@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .arrays import check_number
 from .atomic import atomic_write
 from .color import intensity_range, rgb_to_lab
 from .errors import InputError
@@ -385,16 +386,16 @@ class FinetuneSettings:
         for k in ("lr", "batch_size", "crop"):
             if getattr(s, k) is None:
                 setattr(s, k, DEFAULTS[k])
-        if s.steps is not None and int(s.steps) < 1:
-            raise InputError(f"The step budget must be at least 1; got {s.steps}.")
-        if s.seconds is not None and not float(s.seconds) > 0:
-            raise InputError(f"The time budget must be positive; got {s.seconds} s.")
-        if not 0 < float(s.lr) < 1:
-            raise InputError(f"The learning rate must be in (0, 1); got {s.lr}.")
-        if int(s.batch_size) < 1:
-            raise InputError(f"The batch size must be at least 1; got {s.batch_size}.")
-        if not 0 <= float(s.val_fraction) < 1:
-            raise InputError(f"The validation share must be in [0, 1); got {s.val_fraction}.")
+        if s.steps is not None:
+            s.steps = check_number("steps", s.steps, 1, 10**7, integer=True)
+        if s.seconds is not None:
+            s.seconds = check_number("seconds", s.seconds, 0, 7 * 24 * 3600, open_low=True)
+        s.lr = check_number("lr", s.lr, 0, 1, open_low=True)
+        s.batch_size = check_number("batch_size", s.batch_size, 1, 4096, integer=True)
+        s.crop = check_number("crop", s.crop, 16, 2048, integer=True)
+        s.seed = check_number("seed", s.seed, 0, 2**32 - 1, integer=True)
+        s.val_fraction = check_number("val_fraction", s.val_fraction, 0, 0.95)
+        s.max_val_tiles = check_number("max_val_tiles", s.max_val_tiles, 1, 10**5, integer=True)
         s.augment = tuple(s.augment)
         return s
 
@@ -420,6 +421,8 @@ class FinetuneRun:
                  checkpoint_dir=None, resume: bool = False, name: str = "finetuned"):
         self.settings = s = (settings or FinetuneSettings()).resolved()
         base = model if isinstance(model, Colorizer) else load(model)
+        if not all(torch.isfinite(v).all() for v in base.net.state_dict().values() if v.is_floating_point()):
+            raise InputError(f"The base model '{base.name}' holds NaN or infinite weights; pick another.")
         self.base_name = base.name
         self.name = name
         self.device = resolve_device(s.device)
@@ -448,7 +451,7 @@ class FinetuneRun:
         self.trainer = Trainer(self.model, self.plan.planes, cfg, checkpoint_dir=self.checkpoint_dir,
                                sampler=sampler)
         self.resumed_from = 0
-        if resume and self.trainer.load_checkpoint():
+        if resume and self._load_checkpoint():
             self.resumed_from = self.trainer.step
         self.best = {"step": 0, **self.before}
         self._best_state = {k: v.detach().cpu().clone() for k, v in self.model.net.state_dict().items()}
@@ -468,9 +471,24 @@ class FinetuneRun:
         self.after: dict = {}
 
     # -- bookkeeping ----------------------------------------------------------------------------
+    def _load_checkpoint(self) -> bool:
+        try:
+            return self.trainer.load_checkpoint()
+        except Exception as exc:  # noqa: BLE001 - any damage to the file means the same to the user
+            raise InputError(f"Cannot resume from '{self.checkpoint_dir}': the checkpoint is damaged "
+                             f"({type(exc).__name__}); start a new run instead.") from None
+
     def _read_state(self) -> dict:
         f = self.checkpoint_dir / "finetune.json" if self.checkpoint_dir else None
-        return json.loads(f.read_text()) if f is not None and f.exists() else {}
+        if f is None or not f.exists():
+            return {}
+        try:
+            state = json.loads(f.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"Cannot resume: '{f}' is damaged ({exc}); start a new run instead.") from None
+        if not isinstance(state, dict):
+            raise InputError(f"Cannot resume: '{f}' is damaged (not a JSON object); start a new run instead.")
+        return state
 
     def _write_state(self) -> None:
         if self.checkpoint_dir is None:

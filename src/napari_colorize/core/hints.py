@@ -47,7 +47,8 @@ def simulate_hints(
     return hint_ab, mask
 
 
-def _as_float_array(values, what: str) -> np.ndarray:
+def float_array(values, what: str) -> np.ndarray:
+    """``values`` as a float64 array, or an InputError naming ``what`` if they are not numbers."""
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -64,14 +65,14 @@ def check_hints(
     Returns the points (N, 2) and RGB colors (N, 3) that lie inside the image, and how many
     points were dropped for lying outside it. Colors must be RGB(A) in [0, 1].
     """
-    if points is None or len(points) == 0:
+    pts = np.zeros((0, 2)) if points is None else float_array(points, "Hint points")
+    if pts.size == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, 3), np.float32), 0
-    pts = _as_float_array(points, "Hint points")
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise InputError(f"Hint points must be an (N, 2) array of row, column; got shape {pts.shape}.")
     if colors is None:
         raise InputError("Hint points were given without colors; pass colors as (N, 3) RGB in [0, 1].")
-    cols = _as_float_array(colors, "Hint colors")
+    cols = float_array(colors, "Hint colors")
     if cols.ndim != 2 or cols.shape[0] != pts.shape[0] or cols.shape[1] not in (3, 4):
         raise InputError(
             f"Hint colors must be (N, 3) RGB matching {pts.shape[0]} points; got shape {cols.shape}."

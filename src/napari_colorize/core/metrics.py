@@ -39,8 +39,10 @@ def _lazy(image, name: str):
     """Array-likes with shape and dtype (numpy, dask, zarr) as they are; anything else as numpy."""
     if image is None:
         raise InputError(f"No {name} given.")
-    if hasattr(image, "shape") and hasattr(image, "dtype") and hasattr(image, "__getitem__"):
+    if hasattr(image, "shape") and isinstance(getattr(image, "dtype", None), np.dtype) and hasattr(image, "__getitem__"):
         return image
+    if type(image).__module__.startswith("torch"):
+        image = image.detach().cpu()
     return np.asarray(image)
 
 
@@ -257,6 +259,10 @@ def ab_histogram(image, step: float = 2.5, limit: float = 110.0) -> tuple[np.nda
     edges : ndarray
         (n + 1,) bin edges, the same for a* and b*.
     """
+    from .arrays import check_number
+
+    limit = check_number("limit", limit, 1.0, 200.0)
+    step = check_number("step", step, limit / 400, limit, open_low=True)  # at most 800 x 800 bins
     edges = np.arange(-limit, limit + step / 2, step)
     total = np.zeros((edges.size - 1, edges.size - 1))
     _, planes = _planes(image)

@@ -7,6 +7,8 @@ resolution and predicts, at half that resolution, a distribution over quantized 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -109,19 +111,31 @@ def split_output(out: torch.Tensor, n_bins: int):
 
 
 def decode(out: torch.Tensor, bins: torch.Tensor, temperature: float,
-           log_bias: torch.Tensor | None = None, vivid: float = 0.0) -> torch.Tensor:
+           log_bias: torch.Tensor | None = None, vivid: float = 0.0, calm: float = 0.0) -> torch.Tensor:
     """Chroma ab (B, 2, h, w) from a network output.
 
     A bin-only network is decoded with :func:`annealed_mean`. A regression network gives its
     regressed ab, moved by ``vivid`` (0 to 1) toward the annealed mean of its distribution: 0 is
-    the PSNR-safe regression, 1 the distribution's more colorful guess.
+    the PSNR-safe regression, 1 the distribution's more colorful guess. ``calm`` (0 to 1) then
+    pulls uncertain pixels toward neutral: chroma is scaled by ``1 - calm * H``, with H the
+    entropy of the bin distribution over its maximum, so a pixel the network cannot decide on
+    is left gray rather than painted.
     """
     logits, ab = split_output(out, bins.shape[0])
     if ab is None:
-        return annealed_mean(logits, bins, temperature, log_bias)
-    if vivid <= 0:
-        return ab
-    return ab + float(vivid) * (annealed_mean(logits, bins, temperature, log_bias) - ab)
+        ab = annealed_mean(logits, bins, temperature, log_bias)
+    elif vivid > 0:
+        ab = ab + float(vivid) * (annealed_mean(logits, bins, temperature, log_bias) - ab)
+    if calm > 0:
+        ab = ab * (1.0 - float(calm) * normalized_entropy(logits))
+    return ab
+
+
+def normalized_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy (B, 1, h, w) of the bin distribution, divided by its maximum ``log Q``: 0 to 1."""
+    logp = torch.log_softmax(logits, dim=1)
+    h = -(logp.exp() * logp).sum(1, keepdim=True)
+    return (h / math.log(logits.shape[1])).clamp_(0.0, 1.0)
 
 
 def probabilities(logits: torch.Tensor, temperature: float = 1.0, log_bias: torch.Tensor | None = None):

@@ -15,8 +15,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .arrays import check_number
 from .atomic import atomic_write, clean_stale
-from .errors import ModelLoadError
+from .errors import InputError, ModelLoadError
 from .model import ColorNet, decode
 
 FORMAT = "napari-colorize/1"
@@ -92,7 +93,7 @@ class Colorizer:
         t = self.temperature if temperature is None else float(temperature)
         bias = self.log_bias
         return decode(out, self.bins.to(out.device), t, None if bias is None else bias.to(out.device),
-                      self.vivid)
+                      self.vivid, float(self.config.get("calm", 0.0)))
 
     @property
     def hint_reach(self) -> float:
@@ -257,6 +258,7 @@ CONFIG_RANGES = {
     "vivid": (float, 0.0, 1.0),
     "tile_above": (int, 16, 10**6),
     "hint_reach": (float, 0.0, 1.0),
+    "calm": (float, 0.0, 1.0),
 }
 
 
@@ -268,9 +270,11 @@ def check_config(config) -> dict:
         if key not in config:
             continue
         v = config[key]
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (kind is float or float(v).is_integer())
-        if not ok or not (lo <= float(v) <= hi):
-            raise ModelLoadError(f"setting '{key}' is {v!r}; expected {kind.__name__} from {lo} to {hi}")
+        try:
+            check_number(key, v, lo, hi, integer=kind is int)
+        except InputError:
+            shown = repr(v) if len(repr(v)) < 40 else repr(v)[:37] + "..."
+            raise ModelLoadError(f"setting '{key}' is {shown}; expected {kind.__name__} from {lo} to {hi}") from None
     return config
 
 
@@ -289,7 +293,8 @@ def check_tensors(tensors: dict, config: dict) -> bool:
     with torch.device("meta"):
         ref = ColorNet(bins.shape[0], int(config["width"]), regression=regression,
                        global_context=any(k.startswith("net.glob.") for k in tensors)).state_dict()
-    want = {f"net.{k}": v for k, v in ref.items()} | {"bins": bins, "rebalance": reb}
+    want = {f"net.{k}": v for k, v in ref.items()} | {
+        "bins": torch.empty(bins.shape, device="meta"), "rebalance": torch.empty(reb.shape, device="meta")}
     if set(want) != set(tensors):
         extra = sorted(set(tensors) - set(want))[:3]
         missing = sorted(set(want) - set(tensors))[:3]
@@ -303,7 +308,22 @@ def check_tensors(tensors: dict, config: dict) -> bool:
             raise ModelLoadError(f"'{k}' holds NaN or infinite values")
     if not (reb > 0).all() or bins.abs().max() > 128:
         raise ModelLoadError("its ab bins or rebalancing weights are out of range")
+    if any(not (v >= 0).all() for k, v in tensors.items() if k.endswith("running_var")):
+        raise ModelLoadError("a batch-norm variance is negative")
+    # trained weights stay far below this; beyond it activations overflow float32 on real images
+    big = [k for k, v in tensors.items() if k.startswith("net.") and k.endswith("weight") and v.abs().max() > 1e4]
+    if big:
+        raise ModelLoadError(f"'{big[0]}' holds implausibly large values")
     return regression
+
+
+@torch.inference_mode()
+def _check_output(net: ColorNet) -> None:
+    """Run the network once on a small ramp: finite weights can still overflow to NaN."""
+    ramp = torch.linspace(-0.5, 0.5, 32 * 32).reshape(1, 1, 32, 32)
+    x = torch.cat([ramp, torch.zeros(1, 3, 32, 32)], 1)
+    if not torch.isfinite(net(x)).all():
+        raise ModelLoadError("its network computes NaN or infinite values")
 
 
 def _refresh_card(weights: Path, config: dict, card: dict) -> None:
@@ -311,7 +331,7 @@ def _refresh_card(weights: Path, config: dict, card: dict) -> None:
     path = model_paths(weights)[1]
     with contextlib.suppress(OSError, ValueError):
         doc = json.loads(path.read_text())
-        if doc.get("weights_sha256") not in (None, _sha256(weights)):
+        if not isinstance(doc, dict) or doc.get("weights_sha256") not in (None, _sha256(weights)):
             _write_card(weights, path, config, card)
 
 
@@ -346,6 +366,8 @@ def load(name_or_path: str | os.PathLike | None = None) -> Colorizer:
         net = ColorNet(bins.shape[0], int(config["width"]), regression=regression,
                        global_context=any(k.startswith("net.glob.") for k in tensors))
         net.load_state_dict({k[4:]: v for k, v in tensors.items()})
+        net.eval()
+        _check_output(net)
     except ModelLoadError as exc:
         raise ModelLoadError(f"'{path}' is damaged: {exc}.") from None
     except (KeyError, ValueError, RuntimeError, TypeError, json.JSONDecodeError) as exc:

@@ -349,6 +349,8 @@ def model_from_checkpoint(checkpoint_dir, bins=None, rebalance=None) -> Colorize
     bins = tensors.get("bins", bins)
     model = Colorizer.new(bins, tensors.get("rebalance", rebalance), width=int(mcfg["width"]),
                           regression=has_regression_head(tensors))
+    if any(k.startswith("net.glob.") for k in tensors):
+        model.add_global_branch()
     model.config.update(mcfg)
     model.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
     model.net.eval()

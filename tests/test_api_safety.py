@@ -1,0 +1,116 @@
+"""Bad arguments to the API are one clear error, and nothing the user did not name is touched."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from napari_colorize import colorize, finetune
+from napari_colorize.core.errors import InputError
+from napari_colorize.core.finetune import FinetuneRun, FinetuneSettings
+from napari_colorize.metrics import ab_histogram
+
+
+@pytest.fixture(scope="module")
+def gray():
+    return np.random.default_rng(0).integers(0, 255, (24, 32)).astype(np.uint8)
+
+
+def test_an_existing_folder_given_as_out_is_left_alone(gray, tmp_path):
+    for name in ("d.npy", "d.tif"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "keep.txt").write_text("mine")
+        with pytest.raises(InputError, match="existing folder"):
+            colorize(gray, out=str(folder))
+        assert (folder / "keep.txt").read_text() == "mine"
+    plain = tmp_path / "data.zarr"
+    plain.mkdir()
+    (plain / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="existing folder"):
+        colorize(gray, out=str(plain))
+    assert (plain / "keep.txt").read_text() == "mine"
+    res = colorize(gray, out=str(tmp_path / "new.npy"))
+    assert res.shape == gray.shape + (3,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npy", "d.tif", "data.zarr", "new.npy"]
+
+
+def test_a_read_only_out_array_is_refused(gray):
+    out = np.zeros(gray.shape + (3,), np.float32)
+    out.flags.writeable = False
+    with pytest.raises(InputError, match="read-only"):
+        colorize(gray, out=out)
+    assert not out.any()
+
+
+@pytest.mark.parametrize("dtype, top", [(np.float32, 3.4e38), (np.float64, 1e300), (np.float64, 8e307)])
+def test_values_near_the_type_limits_give_finite_colors(dtype, top):
+    img = np.linspace(-top, top, 24 * 32, dtype=dtype).reshape(24, 32)
+    before = img.copy()
+    rgb = colorize(img)
+    assert np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1
+    np.testing.assert_array_equal(img, before)
+    # the stretch is linear: the brightest quarter stays brighter than the darkest
+    assert rgb[-6:].mean() > rgb[:6].mean() + 0.3
+
+
+@pytest.mark.parametrize("kw, word", [
+    ({"temperature": 1j}, "temperature"),
+    ({"temperature": float("nan")}, "temperature"),
+    ({"tile": float("nan")}, "tile"),
+    ({"downsample": 1e6}, "downsample"),
+    ({"points": [[1, 2]], "colors": [["red", "green", "blue"]]}, "colors"),
+    ({"points": [["a", 2]], "colors": [[1, 0, 0]]}, "points"),
+])
+def test_bad_arguments_name_themselves(gray, kw, word):
+    with pytest.raises(InputError, match=f"(?i){word}"):
+        colorize(gray, **kw)
+
+
+def test_stack_hints_on_missing_planes_are_reported(gray):
+    stack = np.stack([gray, gray])
+    with pytest.warns(UserWarning, match="2 hint point"):
+        colorize(stack, points=[[5, 3, 3], [-1, 3, 3], [1, 3, 3]], colors=[[1, 0, 0]] * 3)
+
+
+@pytest.mark.parametrize("kw", [{"step": 1e-6}, {"step": float("nan")}, {"limit": 1e12}])
+def test_histogram_parameters_are_bounded(kw):
+    with pytest.raises(InputError):
+        ab_histogram(np.zeros((4, 4, 3), np.float32), **kw)
+
+
+@pytest.mark.parametrize("kw", [{"seconds": float("inf")}, {"crop": float("nan")}, {"steps": 0},
+                                {"seconds": -1}, {"lr": 2.0}])
+def test_finetune_budgets_are_checked(kw):
+    with pytest.raises(InputError):
+        FinetuneSettings(**kw).resolved()
+
+
+def test_finetune_refuses_a_nan_base(model):
+    bad = copy.deepcopy(model)
+    with torch.no_grad():
+        next(bad.net.parameters()).fill_(float("nan"))
+    with pytest.raises(InputError, match="NaN"):
+        finetune([np.zeros((64, 64, 3), np.uint8)], model=bad, steps=1)
+
+
+@pytest.mark.parametrize("damage", ["checkpoint", "state"])
+def test_resume_from_damaged_files_is_a_message(model, tmp_path, damage, one_thread):
+    rng = np.random.default_rng(1)
+    imgs = [rng.integers(0, 255, (96, 96, 3)).astype(np.uint8) for _ in range(2)]
+    ckpt = tmp_path / "ckpt"
+    run = FinetuneRun(imgs, model=model, settings=FinetuneSettings(steps=2, batch_size=2, crop=32),
+                      checkpoint_dir=ckpt)
+    for _ in run.events():
+        pass
+    if damage == "checkpoint":
+        path = ckpt / "checkpoint.safetensors"
+        path.write_bytes(path.read_bytes()[:1000])
+    else:
+        (ckpt / "finetune.json").write_text("{not json")
+    with pytest.raises(InputError, match="(?i)resume"):
+        FinetuneRun(imgs, model=model, settings=FinetuneSettings(steps=4, batch_size=2, crop=32),
+                    checkpoint_dir=ckpt, resume=True)
