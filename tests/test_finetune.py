@@ -181,7 +181,7 @@ def test_float_and_rgba_stacks_and_a_validation_image():
 
 
 def test_unavailable_device_is_explained():
-    from napari_colorize.core.finetune import resolve_device
+    from napari_colorize.core.finetune_plan import resolve_device
 
     assert resolve_device("cpu") == "cpu"
     if not torch.cuda.is_available():

@@ -192,3 +192,13 @@ def test_model_saves_killed_at_random_moments_leave_loadable_models(model, _user
     library.save_user_model(model, "after")  # the next save cleans the dead processes' temporaries
     assert not [p for p in _user_models.iterdir() if p.name.endswith(TEMP_SUFFIX)]
     assert np.isfinite(colorize(np.zeros((16, 16), np.uint8), model="busy")).all()
+
+
+@pytest.mark.parametrize("ref", ["", ".", "/", 5, "x" * 5000, "dangling.safetensors", "sub/", "no-such-model"])
+def test_bad_model_references_are_one_clear_error(tmp_path, monkeypatch, ref):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dangling.safetensors").symlink_to(tmp_path / "gone.safetensors")
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ModelLoadError) as info:
+        load_model(ref)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300

@@ -19,16 +19,20 @@ _OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0
 def affinity(l_chan: np.ndarray) -> sp.csr_matrix:
     """Row-normalised neighbour weights W (N, N) of Levin et al. 2004 for lightness (H, W).
 
-    ``w_rs ~ exp(-(Y_r - Y_s)^2 / (2 sigma_r^2))`` over the 8 neighbours s of r, with sigma_r^2
-    the variance of Y in r's 3 x 3 window (floored, so flat regions stay connected).
+    ``w_rs ~ exp(-(Y_r - Y_s)^2 / sigma_r^2)`` over the 8 neighbours s of r, with sigma_r^2
+    0.6 times the variance of Y in r's 3 x 3 window (floored, so flat regions stay connected).
     """
     y = np.asarray(l_chan, np.float64) / 100.0
     h, w = y.shape
     pad = np.pad(y, 1, mode="edge")
     shifted = np.stack([pad[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in _OFFSETS])
     window = np.concatenate([y[None], shifted])
-    var = np.maximum(window.var(axis=0) * 0.6, 2e-6)
-    wgt = np.exp(-((shifted - y[None]) ** 2) / (2 * var[None]))
+    d2 = (shifted - y[None]) ** 2
+    # as in the authors' code: sigma^2 from the window variance, but large enough that the most
+    # similar neighbour keeps a weight of at least 0.01, and never below 2e-6
+    var = np.maximum.reduce([window.var(axis=0) * 0.6, d2.min(axis=0) / np.log(100.0),
+                             np.full_like(y, 2e-6)])
+    wgt = np.exp(-d2 / var[None])
     idx = np.arange(h * w).reshape(h, w)
     rows, cols, vals = [], [], []
     for k, (dy, dx) in enumerate(_OFFSETS):
