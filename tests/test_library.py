@@ -133,7 +133,7 @@ def test_a_card_left_behind_by_a_killed_save_is_rewritten(model, _user_models):
     model2.card = {**model2.card, "note": "second save"}
     weights = model2.save(_user_models / "m")
     card.write_text(json.dumps(stale))  # as if the second save died between weights and card
-    modelfile._CACHE.clear()
+    modelfile.forget()
     assert load_model("m").card["note"] == "second save"
     assert json.loads(card.read_text())["note"] == "second save"
     assert json.loads(card.read_text())["weights_sha256"] == modelfile._sha256(weights)
@@ -186,7 +186,7 @@ def test_model_saves_killed_at_random_moments_leave_loadable_models(model, _user
         except subprocess.TimeoutExpired:
             proc.kill()
         proc.wait()
-        modelfile._CACHE.clear()
+        modelfile.forget()
         if (_user_models / "busy.safetensors").exists():
             assert load_model("busy").n_parameters() == model.n_parameters()
     library.save_user_model(model, "after")  # the next save cleans the dead processes' temporaries

@@ -8,7 +8,7 @@ import torch
 from skimage.color import rgb2lab
 
 from napari_colorize import InputError, colorize
-from napari_colorize.core.tiling import _axis_windows, colorize_tiled, receptive_radius, tile_geometry
+from napari_colorize.core.tiling import axis_windows, colorize_tiled, receptive_radius, tile_geometry
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_tiles_match_one_window_and_leave_no_seam(model, big_gray):
     assert _chroma(tiled).mean() > 2.0  # and there is color to find seams in
     # no step where neighbouring windows cross-fade: the column-to-column change there is typical
     geo = tile_geometry(model, 256)
-    wins = _axis_windows(2 * -(-big_gray.shape[1] // 8), geo)
+    wins = axis_windows(2 * -(-big_gray.shape[1] // 8), geo)
     assert len(wins) >= 3
     # no step where neighbouring windows cross-fade: column-to-column change there is the photo's own
     jump = np.abs(np.diff(tiled, axis=1)).mean(axis=(0, 2))

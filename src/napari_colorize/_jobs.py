@@ -6,8 +6,9 @@ progress and be stopped between planes (or rows of tiles) without any Qt here.
 
 from __future__ import annotations
 
-from .api import _is_dask, iter_colorize
+from .api import iter_colorize
 from .core._gen import drain
+from .core.arrays import is_dask
 
 
 def colorize_job(data, *, rgb: bool, points=None, colors=None, model=None, temperature=None, mode="auto",
@@ -23,7 +24,7 @@ def colorize_job(data, *, rgb: bool, points=None, colors=None, model=None, tempe
             out = stop.value
             break
         yield {"done": done, "total": total}
-    if _is_dask(out):
+    if is_dask(out):
         return out
     yield {"done": 1, "total": 1}
     return out

@@ -7,6 +7,15 @@ import numpy as np
 from .core.errors import InputError
 
 
+def layer_choices(viewer, kind, optional=False):
+    """Choices callback for a ComboBox: the viewer's layers of type ``kind`` (with "(none)" if optional)."""
+    def choices(_widget=None):
+        found = [(layer.name, layer) for layer in viewer.layers if isinstance(layer, kind)]
+        return ([("(none)", None)] if optional else []) + found
+
+    return choices
+
+
 def image_data(layer, level: int = 0):
     """The layer's data at pyramid ``level`` (0: full resolution) and whether it is RGB."""
     from napari.layers import Image

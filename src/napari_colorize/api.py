@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .core._gen import drain
-from .core.arrays import check_number
+from .core.arrays import check_number, is_dask
 from .core.atomic import clean_stale, commit, remove, temp_path
 from .core.errors import InputError
 from .core.hints import check_hints, float_array
@@ -198,7 +198,7 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
         return buf
 
     out_shape = lead_shape + spatial + (3,)
-    if _is_dask(image) and out is None:
+    if is_dask(image) and out is None:
         if alpha and lead_shape:
             return _colorize_dask_temporal(image, is_rgb, lead_shape, run_plane, state_for)
         return _colorize_dask(image, is_rgb, len(lead_shape), lambda b, i: _drain(run_plane(b, i)))
@@ -238,10 +238,10 @@ def _drain(gen):
 
 
 def _rows_per_plane(m: Colorizer, spatial, k: int, tile: int) -> int:
-    from .core.tiling import _axis_windows
+    from .core.tiling import axis_windows
 
     geo = tile_geometry(m, tile)
-    return len(_axis_windows(2 * -(-spatial[0] // (2 * k)), geo))
+    return len(axis_windows(2 * -(-spatial[0] // (2 * k)), geo))
 
 
 class _Output:
@@ -324,10 +324,6 @@ def _open_read(path: Path, suffix: str):
 
 def _is_zarr_store(path: Path) -> bool:
     return any((path / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
-
-
-def _is_dask(x) -> bool:
-    return type(x).__module__.startswith("dask")
 
 
 def _colorize_dask(image, is_rgb: bool, n_lead: int, run_plane):

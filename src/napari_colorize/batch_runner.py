@@ -27,7 +27,7 @@ class OutputError(ColorizeError):
     """An output cannot be written (permissions, full disk): the batch stops, files written stay."""
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, ColorizeError) else f"{type(exc).__name__}: {exc}"
 
 
@@ -36,7 +36,7 @@ def _to_dtype(rgb: np.ndarray, dtype) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * top + 0.5).astype(dtype)
 
 
-def _refuse_overwriting_inputs(files: list[Path], targets: list[Path]) -> None:
+def refuse_overwriting_inputs(files: list[Path], targets: list[Path]) -> None:
     """Raise :class:`InputError` if writing a target would replace an input, even with --overwrite."""
     by_id = {}
     for f in files:
@@ -61,7 +61,7 @@ def _refuse_overwriting_inputs(files: list[Path], targets: list[Path]) -> None:
                              "(--overwrite never replaces an input).")
 
 
-def _name_problem(dst: Path) -> str | None:
+def name_problem(dst: Path) -> str | None:
     """Why the file system cannot hold ``dst`` (a name or path too long), else None."""
 
     def limit(name: str, default: int) -> int:
@@ -94,7 +94,7 @@ def colorize_zarr_plane_task(job: int, src: str, tmp: str, index: tuple[int, ...
         plane = np.asarray(zarr.open_array(store=src, mode="r")[index])
         rgb = colorize(plane, model=model, temperature=temperature)
     except Exception as exc:  # noqa: BLE001
-        return job, f"plane {index}: {_describe(exc)}"
+        return job, f"plane {index}: {describe(exc)}"
     try:
         out = zarr.open_array(store=tmp, mode="r+")
         out[index] = _to_dtype(rgb, out.dtype)
@@ -111,7 +111,7 @@ def _require_zarr():
     return zarr
 
 
-class _Job:
+class Job:
     """One input: a file (one task) or a zarr array (one task per plane), written to ``dst``."""
 
     def __init__(self, src: Path, dst: Path):
@@ -121,7 +121,7 @@ class _Job:
         self.error: str | None = None
 
 
-def _plan_zarr(job: _Job, key: int, model, temperature, max_pixels: int = MAX_PIXELS) -> list[tuple]:
+def plan_zarr(job: Job, key: int, model, temperature, max_pixels: int = MAX_PIXELS) -> list[tuple]:
     """Open the input, create the temporary output array and return one task per plane."""
     from .core.inference import validate_image
 
@@ -129,7 +129,7 @@ def _plan_zarr(job: _Job, key: int, model, temperature, max_pixels: int = MAX_PI
     try:
         arr = zarr.open(store=str(job.src), mode="r")
     except Exception as exc:  # noqa: BLE001
-        job.error = f"not a readable zarr array: {_describe(exc)}"
+        job.error = f"not a readable zarr array: {describe(exc)}"
         return []
     if not hasattr(arr, "shape"):
         names = ", ".join(sorted(k for k, _ in arr.arrays())) or "none"
@@ -160,7 +160,7 @@ def _plan_zarr(job: _Job, key: int, model, temperature, max_pixels: int = MAX_PI
             for idx in np.ndindex(*lead)]
 
 
-def _finish_zarr(job: _Job) -> None:
+def finish_zarr(job: Job) -> None:
     if job.error is not None:
         remove(job.tmp)
         return
@@ -373,7 +373,7 @@ def run_distributed(client, tasks, model, on_result, fatal: tuple = (OutputError
                     if isinstance(exc, fatal):
                         raise exc
                     # e.g. KilledWorker: the task crashed its worker; report the input, keep going
-                    on_result((job_of[fut.key], _describe(exc)))
+                    on_result((job_of[fut.key], describe(exc)))
                     continue
                 on_result(fut.result())
     except BaseException:
@@ -381,7 +381,7 @@ def run_distributed(client, tasks, model, on_result, fatal: tuple = (OutputError
         raise
 
 
-def _summary(counts: dict) -> None:
+def summary(counts: dict) -> None:
     print(f"colorized {counts['done']}, skipped {counts['skipped']} existing, failed {counts['failed']}",
           file=sys.stderr)
     if counts["errors"]:

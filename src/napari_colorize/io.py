@@ -18,13 +18,13 @@ import numpy as np
 
 from .batch_runner import (
     MODEL,
-    _describe,
-    _finish_zarr,
-    _Job,
-    _name_problem,
-    _plan_zarr,
-    _refuse_overwriting_inputs,
-    _summary,
+    Job,
+    describe,
+    finish_zarr,
+    name_problem,
+    plan_zarr,
+    refuse_overwriting_inputs,
+    summary,
 )
 from .batch_runner import SCHEDULER_TIMEOUT as SCHEDULER_TIMEOUT  # re-exported, as are the next two
 from .batch_runner import OutputError as OutputError
@@ -213,7 +213,7 @@ def colorize_file_task(job: int, src: str, dst: str, model, temperature,
             img = img[..., :3]  # alpha does not carry luminance
         rgb = colorize(img, model=model, temperature=temperature)
     except Exception as exc:  # noqa: BLE001 - one bad input must not end a batch of thousands
-        return job, _describe(exc)
+        return job, describe(exc)
     out = Path(dst)
     if rgb.ndim > 3 and out.suffix.lower() not in (".tif", ".tiff"):
         out = out.with_suffix(".tif")
@@ -279,15 +279,15 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
     targets = [t.resolve() for t in output_paths(files, output)]
     if len(set(targets)) != len(targets):
         raise InputError("Two inputs share a file name; colorize them into separate folders.")
-    _refuse_overwriting_inputs(files, targets)
+    refuse_overwriting_inputs(files, targets)
     for folder in sorted({t.parent for t in targets}):
         check_writable(folder)
         clean_stale(folder)  # temporaries of killed runs
     m = load_model(model)  # here, so a bad model is one error rather than one per file
-    jobs = [_Job(s, d) for s, d in zip(files, targets)]
+    jobs = [Job(s, d) for s, d in zip(files, targets)]
     todo, refused = [], []
     for key, job in enumerate(jobs):
-        job.error = _name_problem(job.dst)
+        job.error = name_problem(job.dst)
         if job.error is None:
             try:
                 exists = job.dst.exists()
@@ -307,9 +307,9 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
         else:
             print(text, file=sys.stderr)
 
-    def finish(job: _Job) -> None:
+    def finish(job: Job) -> None:
         if job.tmp is not None:
-            _finish_zarr(job)
+            finish_zarr(job)
         if job.error is None:
             counts["done"] += 1
         else:
@@ -335,7 +335,7 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
         for key in todo:
             job = jobs[key]
             if is_zarr(job.src):
-                planned = _plan_zarr(job, key, MODEL, temperature, max_pixels)
+                planned = plan_zarr(job, key, MODEL, temperature, max_pixels)
             else:
                 planned = [(colorize_file_task, key, str(job.src), str(job.dst), MODEL, temperature, max_pixels)]
             job.pending = len(planned)
@@ -359,7 +359,7 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
             client.close()
         if bar is not None:
             bar.close()
-        _summary(counts)
+        summary(counts)
     if counts["failed"] and not counts["done"] and not counts["skipped"]:
         raise ColorizeError("No file could be colorized.")
     return counts

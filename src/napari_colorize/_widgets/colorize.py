@@ -10,7 +10,15 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, Label, ProgressBar, PushButton
 
 from .._jobs import colorize_job, preview_job
-from .._layers import fov_crop, hints_from_points, image_data, level_factor, level_placement, publish
+from .._layers import (
+    fov_crop,
+    hints_from_points,
+    image_data,
+    layer_choices,
+    level_factor,
+    level_placement,
+    publish,
+)
 from .._threading import make_worker
 from ..api import MODES
 from ..core.errors import ColorizeError
@@ -22,14 +30,6 @@ if TYPE_CHECKING:
     import napari
 
 log = logging.getLogger(__name__)
-
-
-def _layers_of(viewer, kind, optional=False):
-    def choices(_widget=None):
-        found = [(layer.name, layer) for layer in viewer.layers if isinstance(layer, kind)]
-        return ([("(none)", None)] if optional else []) + found
-
-    return choices
 
 
 class ColorizeWidget(Container):
@@ -48,8 +48,8 @@ class ColorizeWidget(Container):
 
         super().__init__(labels=True)
         self._viewer = viewer
-        self.image = ComboBox(label="Image", choices=_layers_of(viewer, Image), nullable=True)
-        self.hints = ComboBox(label="Hint points", choices=_layers_of(viewer, Points, optional=True),
+        self.image = ComboBox(label="Image", choices=layer_choices(viewer, Image), nullable=True)
+        self.hints = ComboBox(label="Hint points", choices=layer_choices(viewer, Points, optional=True),
                               nullable=True, tooltip="Points layer; each point's face color is a hint")
         self.model = ComboBox(label="Model", choices=lambda _w=None: list(available_models()) or ["default"])
         self.temperature = FloatSlider(label="Temperature", min=0.05, max=1.0, step=0.01, value=0.4,

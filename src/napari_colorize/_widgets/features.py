@@ -25,14 +25,14 @@ from magicgui.widgets import (
 from napari.layers import Image
 from napari.types import LayerDataTuple
 
-from .._layers import image_data, publish
+from .._layers import image_data, layer_choices, publish
 from .._threading import make_worker
 from ..core import edges as E
 from ..core import preprocess as P
 from ..core import segments as S
-from ..core._planes import check_image, is_dask
+from ..core._planes import check_image
+from ..core.arrays import is_dask
 from ..core.errors import ColorizeError, InputError
-from .colorize import _layers_of
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class _WorkerDock(Container):
 
         super().__init__(labels=True)
         self._viewer = viewer
-        self.image = ComboBox(label="Image", choices=_layers_of(viewer, Image), nullable=True)
+        self.image = ComboBox(label="Image", choices=layer_choices(viewer, Image), nullable=True)
         self.live = CheckBox(text="Update when a parameter changes", value=False)
         self.run_btn = PushButton(text=self.run_text)
         self.stop_btn = PushButton(text="Stop", enabled=False)

@@ -7,13 +7,12 @@ import logging
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 
-from .._layers import hints_from_points, image_data, publish
+from .._layers import hints_from_points, image_data, layer_choices, publish
 from .._threading import make_worker
 from ..core.errors import ColorizeError
 from ..core.inspect import STAGES, feature_maps, suggest_colors, uncertainty
 from ..core.library import on_models_changed
 from ..core.modelfile import available_models, load
-from .colorize import _layers_of
 
 log = logging.getLogger(__name__)
 N_SWATCHES = 8
@@ -42,8 +41,8 @@ class InspectWidget(Container):
 
         super().__init__(labels=True)
         viewer = self._viewer = napari_viewer
-        self.image = ComboBox(label="Image", choices=_layers_of(viewer, Image), nullable=True)
-        self.hints = ComboBox(label="Hint points", choices=_layers_of(viewer, Points, optional=True),
+        self.image = ComboBox(label="Image", choices=layer_choices(viewer, Image), nullable=True)
+        self.hints = ComboBox(label="Hint points", choices=layer_choices(viewer, Points, optional=True),
                               nullable=True)
         self.model = ComboBox(label="Model", choices=lambda _w=None: list(available_models()) or ["default"])
         self.stage = ComboBox(label="Stage", choices=list(STAGES), value="enc4",

@@ -7,10 +7,9 @@ import logging
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox, Table
 
-from .._layers import publish
+from .._layers import layer_choices, publish
 from ..core import shapes as SH
 from ..core.errors import ColorizeError, InputError
-from .colorize import _layers_of
 
 log = logging.getLogger(__name__)
 SHOWN = ("index", "area", "perimeter", "eccentricity", "solidity", "circularity")
@@ -29,7 +28,7 @@ class ShapesWidget(Container):
 
         super().__init__(labels=True)
         viewer = self._viewer = napari_viewer
-        self.labels = ComboBox(label="Labels", choices=_layers_of(viewer, Labels), nullable=True)
+        self.labels = ComboBox(label="Labels", choices=layer_choices(viewer, Labels), nullable=True)
         self.measure_btn = PushButton(text="Measure")
         self.export_btn = PushButton(text="Export CSV...")
         self.table = Table(value={c: [] for c in SHOWN})
@@ -39,7 +38,7 @@ class ShapesWidget(Container):
                                   value="label")
         self.label_id = SpinBox(label="Label id", min=0, max=2**31 - 1, value=1)
         self.pick = CheckBox(text="Pick the label by clicking", value=False)
-        self.shapes = ComboBox(label="Shapes layer", choices=_layers_of(viewer, Shapes), nullable=True)
+        self.shapes = ComboBox(label="Shapes layer", choices=layer_choices(viewer, Shapes), nullable=True)
         self.method = ComboBox(label="Distance", choices=list(SH.MATCH_METHODS), value="I1",
                                tooltip="OpenCV matchShapes distances on log-scaled Hu moments")
         self.top = SpinBox(label="Best matches", min=1, max=1000, value=5)

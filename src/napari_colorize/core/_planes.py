@@ -10,12 +10,9 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from .arrays import is_dask
 from .color import to_unit_range
 from .errors import InputError
-
-
-def is_dask(data) -> bool:
-    return type(data).__module__.startswith("dask")
 
 
 def infer_rgb(data, rgb: bool | None) -> bool:

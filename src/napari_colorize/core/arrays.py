@@ -8,6 +8,11 @@ import numbers
 from .errors import InputError
 
 
+def is_dask(data) -> bool:
+    """Whether ``data`` is a dask array (checked by module, so dask is never imported for it)."""
+    return type(data).__module__.startswith("dask")
+
+
 def check_number(name: str, value, lo: float, hi: float, *, integer: bool = False,
                  open_low: bool = False) -> float | int:
     """``value`` as a float (or int) within [lo, hi] (``(lo, hi]`` with ``open_low``), or an InputError.

@@ -14,11 +14,11 @@ from pathlib import Path
 from .atomic import atomic_write, clean_stale
 from .errors import InputError
 from .modelfile import (
-    _CACHE,
     NAME_PATTERN,
     Colorizer,
     available_models,
     bundled_dir,
+    forget,
     load,
     model_paths,
     models_in,
@@ -87,11 +87,6 @@ def _user_model(name: str) -> Path:
     return path
 
 
-def _forget(path: Path) -> None:
-    for key in [k for k in _CACHE if k[0] == str(path.resolve())]:
-        del _CACHE[key]
-
-
 def save_user_model(model: Colorizer, name: str, overwrite: bool = False) -> Path:
     """Save ``model`` as ``name`` in the user's model folder (atomically) and tell listeners."""
     name = check_model_name(name)
@@ -111,7 +106,7 @@ def rename_model(old: str, new: str) -> Path:
     dst, dst_card = model_paths(user_dir() / new)
     if new in available_models() or dst.exists() or dst_card.exists():
         raise InputError(f"A model named '{new}' exists already.")
-    _forget(src)
+    forget(src)
     os.replace(src, dst)  # weights first: they alone make a model, the JSON card is a copy for people
     card = model_paths(src)[1]
     if card.exists():
@@ -126,7 +121,7 @@ def delete_model(name: str) -> None:
     """Delete one of the user's models, its card and its fine-tuning checkpoint."""
     path = _user_model(name)
     ckpt = checkpoint_dir(name)  # the name is checked before a folder is made of it
-    _forget(path)
+    forget(path)
     path.unlink()
     model_paths(path)[1].unlink(missing_ok=True)
     shutil.rmtree(ckpt, ignore_errors=True)

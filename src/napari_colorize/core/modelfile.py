@@ -338,6 +338,12 @@ def _refresh_card(weights: Path, config: dict, card: dict) -> None:
 _CACHE: dict[tuple[str, int, int], Colorizer] = {}
 
 
+def forget(path: Path | None = None) -> None:
+    """Drop the cached model loaded from ``path`` (all cached models when None)."""
+    for key in [k for k in _CACHE if path is None or k[0] == str(Path(path).resolve())]:
+        del _CACHE[key]
+
+
 def load(name_or_path: str | os.PathLike | None = None) -> Colorizer:
     """Load a model by name or path (None: the bundled default); results are cached by file.
 

@@ -77,7 +77,7 @@ def tile_geometry(model: Colorizer, tile: int | None = DEFAULT_TILE, blend: int 
             "step": None if tile is None else tile - 2 * radius - blend}
 
 
-def _axis_windows(n: int, geo: dict) -> list[tuple[int, int]]:
+def axis_windows(n: int, geo: dict) -> list[tuple[int, int]]:
     """(origin, size) of windows along an axis of ``n`` network pixels; sizes are multiples of 8."""
     m, tile, step = geo["margin"], geo["tile"], geo["step"]
     whole = int(math.ceil((n + 2 * m) / 8)) * 8
@@ -180,7 +180,7 @@ def iter_tiled(model: Colorizer, plane, write: Callable[[slice, slice, np.ndarra
     hl, wl = -(-h // f), -(-w // f)  # the plane is mirrored up to a multiple of f
     pts, cols, _ = check_hints(points, colors, (h, w))
     unit = UnitMap(plane)
-    rows, cols_w = _axis_windows(2 * hl, geo), _axis_windows(2 * wl, geo)
+    rows, cols_w = axis_windows(2 * hl, geo), axis_windows(2 * wl, geo)
     ramps_x = [_ramp(sx // 2, geo) for _, sx in cols_w]
 
     # running sums over low-resolution rows [base, base + len)
