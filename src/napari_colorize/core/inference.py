@@ -94,7 +94,7 @@ def predict_ab(model: Colorizer, l_full: torch.Tensor, hint_ab=None, hint_mask=N
     smoothed with the previous frame's (:func:`.temporal.smooth_ab`).
     """
     logits, _ = predict_logits(model, l_full, hint_ab, hint_mask)
-    ab_low = model.decode(logits, temperature)
+    ab_low = model.decode(logits, temperature, hinted=hint_mask is not None and bool(hint_mask.any()))
     l_low = F.interpolate(l_full, size=ab_low.shape[-2:], mode="area")
     ab = guided_upsample(ab_low, l_low, l_full)
     # smoothed at full resolution: the guided filter passes each frame's sensor noise in L into ab

@@ -80,18 +80,25 @@ class ColorNet(nn.Module):
             "dec2": self.dec2,
         }
 
-    def forward(self, x: torch.Tensor, capture: str | None = None):
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        """The image-level features (B, 8 * width) the global branch pools from input ``x``."""
+        return self.enc4(self.enc3(self.enc2(self.enc1(x)))).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor, capture: str | None = None, context: torch.Tensor | None = None):
         """Output (B, Q [+ 2], H/2, W/2) for input (B, 4, H, W); H and W must be multiples of 8.
 
         The Q bin logits, followed for a regression network by ab / ``AB_SCALE`` (see
         :func:`split_output`). With ``capture`` naming a stage, returns ``(output, feature_map)``.
+        ``context`` (from :meth:`context` on the whole image) replaces the global branch's own
+        pooling, so that windows of a big image share the context of the whole.
         """
         e1 = self.enc1(x)
         e2 = self.enc2(e1)
         e3 = self.enc3(e2)
         e4 = self.enc4(e3)
         if self.glob is not None:
-            e4 = e4 + self.glob(e4.mean(dim=(2, 3)))[:, :, None, None]
+            pooled = e4.mean(dim=(2, 3)) if context is None else context
+            e4 = e4 + self.glob(pooled)[:, :, None, None]
         d3 = self.dec3(torch.cat([F.interpolate(e4, size=e3.shape[-2:], mode="nearest"), e3], 1))
         d2 = self.dec2(torch.cat([F.interpolate(d3, size=e2.shape[-2:], mode="nearest"), e2], 1))
         logits = self.head(d2)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .color import gray_to_l, intensity_range, lab_to_rgb_in_gamut, rgb_to_lab, stretch
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
-from .inference import guided_upsample
+from .inference import guided_upsample, work_shape
 from .model import encode_input
 from .modelfile import Colorizer
 from .temporal import smooth_ab
@@ -48,7 +48,9 @@ def receptive_radius(model: Colorizer) -> int:
         was_training = model.net.training
         model.net.eval()
         with torch.enable_grad():
-            out = model.net(x)
+            # a fixed image-level context: in tiled mode it comes from the whole plane, not the window
+            ctx = model.net.context(x).detach() if model.net.glob is not None else None
+            out = model.net(x, context=ctx)
             for i in (n // 4, n // 4 + 1):
                 (g,) = torch.autograd.grad(out[0, :, i, i].sum(), x, retain_graph=True)
                 rows = (g.abs().sum(dim=(0, 1, 3)) > 0).nonzero()[:, 0]
@@ -146,6 +148,27 @@ def _read_l(plane, unit: UnitMap, y0: int, y1: int, x0: int, x1: int) -> torch.T
     return torch.from_numpy(np.ascontiguousarray(lum, dtype=np.float32))[None, None]
 
 
+@torch.inference_mode()
+def plane_context(model: Colorizer, plane, unit: UnitMap) -> torch.Tensor | None:
+    """Image-level context of a whole plane for the global branch (None without one).
+
+    The plane is read strided (a few times the working size, so memory stays small whatever its
+    size), reduced to the working size and pooled as in whole-image colorization.
+    """
+    if model.net.glob is None:
+        return None
+    h, w = plane.shape[:2]
+    s = max(1, min(h, w) // (4 * model.working_size))
+    sample = np.asarray(plane[::s, ::s])
+    block = unit(sample)
+    lum = rgb_to_lab(block)[..., 0] if block.ndim == 3 else gray_to_l(block)
+    l_full = torch.from_numpy(np.ascontiguousarray(lum, dtype=np.float32))[None, None]
+    hw = work_shape(tuple(l_full.shape[-2:]), model.working_size)
+    l_work = F.interpolate(l_full, size=hw, mode="area")
+    zeros = torch.zeros((1, 2, *hw))
+    return model.net.context(encode_input(l_work, zeros, zeros[:, :1]))
+
+
 def iter_tiled(model: Colorizer, plane, write: Callable[[slice, slice, np.ndarray], None], points=None,
                colors=None, temperature: float | None = None, *, downsample: int = DEFAULT_DOWNSAMPLE,
                tile: int | None = DEFAULT_TILE, state: dict | None = None,
@@ -180,6 +203,7 @@ def iter_tiled(model: Colorizer, plane, write: Callable[[slice, slice, np.ndarra
     hl, wl = -(-h // f), -(-w // f)  # the plane is mirrored up to a multiple of f
     pts, cols, _ = check_hints(points, colors, (h, w))
     unit = UnitMap(plane)
+    context = plane_context(model, plane, unit)
     rows, cols_w = axis_windows(2 * hl, geo), axis_windows(2 * wl, geo)
     ramps_x = [_ramp(sx // 2, geo) for _, sx in cols_w]
 
@@ -205,8 +229,8 @@ def iter_tiled(model: Colorizer, plane, write: Callable[[slice, slice, np.ndarra
             l_net = F.avg_pool2d(l_win, k) if k > 1 else l_win
             hint_ab, mask = _window_hints(pts, cols, y0, x0, sy * k, sx * k, (sy, sx))
             with torch.inference_mode():
-                logits = model.net(encode_input(l_net, hint_ab, mask))
-                ab = model.decode(logits, temperature)
+                logits = model.net(encode_input(l_net, hint_ab, mask), context=context)
+                ab = model.decode(logits, temperature, hinted=len(pts) > 0)
                 ab = smooth_ab(state, (i, j), ab, F.avg_pool2d(l_net, 2), temporal)
             ab = ab[0].numpy()
             wgt = ramp_y[:, None] * ramps_x[j][None, :]
