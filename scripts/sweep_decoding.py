@@ -103,6 +103,12 @@ def main(argv=None) -> int:
             "rule": f"most colorful setting whose automatic PSNR is at least gray + {args.min_gain} dB",
             "chosen": best, "sweep": table, "command": "python scripts/sweep_decoding.py " + " ".join(
                 argv if argv is not None else __import__("sys").argv[1:])}
+        model.config.setdefault("hint_reach", model.hint_reach)
+        heads = ["ab-regression head"] * model.regression + ["global branch"] * (model.net.glob is not None)
+        model.card["architecture"] = (f"ColorNet U-Net, width {model.config['width']}, {model.n_parameters()} "
+                                      f"parameters, {model.bins.shape[0]} ab bins, {', '.join(heads) or 'bins only'}, "
+                                      "input (L, hint a, hint b, hint mask)")
+        model.card.pop("validation", None)  # figures of an earlier model
         print(f"chose {best}; saved {model.save(args.save)}")
     return 0
 

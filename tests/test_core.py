@@ -350,3 +350,35 @@ def test_regression_loss_trains_the_regression_head():
     x = torch.zeros(1, 4, 32, 32)
     _, ab = split_output(m.net(x), m.bins.shape[0])
     assert ab[:, 0].mean() > 10  # red has a > 0 in Lab
+
+
+def test_calm_pulls_uncertain_pixels_toward_neutral_unless_hinted():
+    from napari_colorize.core.color import ab_bins
+    from napari_colorize.core.modelfile import Colorizer
+
+    bins = torch.from_numpy(ab_bins())
+    m = Colorizer.new(bins, regression=True, width=8)
+    q = bins.shape[0]
+    out = torch.zeros(1, q + 2, 2, 2)
+    out[:, q:] = 40.0 / 110.0  # regressed ab of 40
+    out[0, 0, 0, 0] = 50.0  # one confident pixel; the others are uniform (entropy 1)
+    m.config.update(vivid=0.0, calm=0.5)
+    ab = m.decode(out)
+    assert torch.allclose(ab[0, :, 0, 0], torch.tensor([40.0, 40.0]), atol=0.1)  # sure: kept
+    assert torch.allclose(ab[0, :, 1, 1], torch.tensor([20.0, 20.0]), atol=0.1)  # unsure: halved
+    assert torch.allclose(m.decode(out, hinted=True), torch.full((1, 2, 2, 2), 40.0))
+
+
+def test_windows_share_the_context_of_the_whole_plane(model, photo):
+    from napari_colorize.core.model import encode_input
+
+    assert model.net.glob is not None  # the bundled model has a global branch
+    l_chan = torch.from_numpy(rgb_to_lab(photo[::4, ::4] / 255.0)[..., 0].copy())[None, None]
+    x = encode_input(l_chan, torch.zeros(1, 2, 128, 128), torch.zeros(1, 1, 128, 128))
+    with torch.no_grad():
+        whole = model.net(x)
+        ctx = model.net.context(x)
+        assert torch.allclose(model.net(x, context=ctx), whole, atol=1e-5)
+        # a window given the whole plane's context differs from the window pooling only itself
+        win, win_own = model.net(x[..., :64], context=ctx), model.net(x[..., :64])
+    assert (win - win_own).abs().max() > 1e-2

@@ -245,6 +245,10 @@ def _max_pixels_option(parser: argparse.ArgumentParser) -> None:
                              f"decoding them (default {MAX_PIXELS}, Pillow's limit; 0: no limit)")
 
 
+MODEL_HELP = ("a model name (bundled or yours), or a path with a folder or ending in .safetensors "
+              "(default: the bundled model)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="napari-colorize", description="Colorize grayscale images with a CNN.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -256,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "or terminated, it prints the summary of what was done.")
     c.add_argument("inputs", nargs="+", help="image files (PNG, TIFF, JPEG), folders or zarr arrays")
     c.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
-    c.add_argument("--model", default=None, help="model name or path (default: bundled)")
+    c.add_argument("--model", default=None, help=MODEL_HELP)
     c.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature, in (0, 5]")
     c.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     c.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -269,14 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="colorize a grayscale sample photo with the bundled model")
     d.add_argument("-o", "--output", default="demo-output", help="output folder")
-    d.add_argument("--model", default=None)
+    d.add_argument("--model", default=None, help=MODEL_HELP)
     d.set_defaults(func=_cmd_demo)
 
     e = sub.add_parser("evaluate", help="metrics of a model on a folder or tar of color photos")
     e.add_argument("--data", required=True, help="folder or tar of color photos")
     e.add_argument("--hints", type=int, default=0, help="ground-truth point hints per image")
     e.add_argument("--json", action="store_true", help="print JSON")
-    e.add_argument("--model", default=None)
+    e.add_argument("--model", default=None, help=MODEL_HELP)
     e.add_argument("--temperature", type=float, default=None)
     e.add_argument("--limit", type=int, default=None, help="use only the first N images")
     e.add_argument("--seed", type=int, default=0)

@@ -57,8 +57,8 @@ class ColorizeWidget(Container):
         self.level = ComboBox(label="Level", choices=self._level_choices,
                               tooltip="Pyramid level of a multiscale layer; 0 is full resolution")
         self.mode = ComboBox(label="Mode", choices=list(MODES), value="auto",
-                             tooltip="whole: the plane at 256 px; tiled: fixed scale, seamless tiles "
-                                     "(auto: tiled above 512 px)")
+                             tooltip="whole: the plane resized to the model's working size; tiled: a fixed "
+                                     "scale in seamless windows; auto: tiled above the model's tile_above")
         self.temporal = FloatSlider(label="Temporal", min=0.0, max=0.9, step=0.05, value=0.0,
                                     tooltip="Smooth colors along the first axis of a stack (0: off)")
         self.auto = CheckBox(text="Auto-update when hints change", value=False)
