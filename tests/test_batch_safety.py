@@ -271,7 +271,7 @@ def test_bad_temperature_is_one_error_up_front(tmp_path, t, capsys):
     src = _images(tmp_path / "in")
     assert main(["colorize", str(src), "-o", str(tmp_path / "out"), "--temperature", t]) == 2
     err = capsys.readouterr().err
-    assert err.count("Temperature must be in (0, 5]") == 1 and "skipped" not in err and "colorized" not in err
+    assert err.count("temperature must be a number above 0 and at most 5") == 1 and "skipped" not in err and "colorized" not in err
     assert not (tmp_path / "out").exists()
 
 

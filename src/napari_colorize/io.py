@@ -8,7 +8,6 @@ killed runs. An input is never an output: not by name, not through a link, not o
 from __future__ import annotations
 
 import errno
-import math
 import os
 import re
 import sys
@@ -33,6 +32,7 @@ from .batch_runner import connect as _connect
 from .batch_runner import run_distributed as _run_distributed
 from .batch_runner import run_in_thread as _run_in_thread
 from .batch_runner import run_local as _run_local
+from .core.arrays import check_number
 from .core.atomic import atomic_write, clean_stale, remove, temp_path
 from .core.data import MAX_PIXELS, check_pixels, open_pil
 from .core.errors import ColorizeError, InputError
@@ -180,14 +180,8 @@ def check_writable(folder: Path) -> None:
 
 def check_temperature(temperature) -> None:
     """Raise :class:`InputError` unless ``temperature`` is None or a number in (0, 5]."""
-    if temperature is None:
-        return
-    try:
-        t = float(temperature)
-    except (TypeError, ValueError):
-        t = math.nan
-    if not (math.isfinite(t) and 0.0 < t <= 5.0):
-        raise InputError(f"Temperature must be in (0, 5]; got {temperature}.")
+    if temperature is not None:
+        check_number("temperature", temperature, 0.0, 5.0, open_low=True)
 
 
 # -- tasks: module-level functions, so dask.distributed workers can unpickle them by name -------------
