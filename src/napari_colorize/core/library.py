@@ -155,12 +155,17 @@ def export_model(name: str, dest: str | os.PathLike, overwrite: bool = False) ->
     for p in (weights, card):
         if p.exists() and not overwrite:
             raise InputError(f"'{p}' exists already; choose another name or pass overwrite=True.")
+    _copy_pair(src, src_card, weights, card)
+    return weights
+
+
+def _copy_pair(src: Path, src_card: Path, weights: Path, card: Path) -> None:
+    """Copy a model's weights and card (if any) atomically, weights first."""
     weights.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(weights.parent)
     atomic_write(weights, lambda tmp: shutil.copyfile(src, tmp, follow_symlinks=False))
     if src_card.is_file():
         atomic_write(card, lambda tmp: shutil.copyfile(src_card, tmp, follow_symlinks=False))
-    return weights
 
 
 def import_model(path: str | os.PathLike, name: str | None = None) -> str:
@@ -176,10 +181,6 @@ def import_model(path: str | os.PathLike, name: str | None = None) -> str:
     target, target_card = model_paths(user_dir() / name)
     if target.exists() or target_card.exists():
         raise InputError(f"A model named '{name}' exists already; import it under another name.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(target.parent)
-    atomic_write(target, lambda tmp: shutil.copyfile(src, tmp, follow_symlinks=False))
-    if src_card.is_file():
-        atomic_write(target_card, lambda tmp: shutil.copyfile(src_card, tmp, follow_symlinks=False))
+    _copy_pair(src, src_card, target, target_card)
     notify_models_changed()
     return name
