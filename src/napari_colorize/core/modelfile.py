@@ -36,7 +36,9 @@ class Colorizer:
     rebalance : Tensor (Q,)
         Class-rebalancing weights used in training.
     config : dict
-        ``width``, ``working_size`` (longest side the network sees) and ``temperature``.
+        ``width``, ``working_size`` (longest side the network sees), ``tile_above`` and the
+        decoding settings ``temperature``, ``vivid``, ``calm``, ``debias`` and ``hint_reach``
+        (ranges in :data:`CONFIG_RANGES`).
     card : dict
         Free-form model card (training data, steps, seed, validation metrics).
     """
