@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -12,7 +10,7 @@ from .color import lab_to_rgb_t
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
 from .inference import plane_lightness, predict_logits, work_shape
-from .model import probabilities, split_output
+from .model import normalized_entropy, probabilities, split_output
 from .modelfile import Colorizer
 
 STAGES = ("enc1", "enc2", "enc3", "enc4", "dec3", "dec2")
@@ -58,9 +56,10 @@ def uncertainty(model: Colorizer, plane: np.ndarray, points=None, colors=None, t
     at the network's output resolution and resized to the plane's shape.
     """
     l_np, p = _probabilities(model, plane, points, colors, temperature)
-    ent = -(p * torch.log(p.clamp_min(1e-12))).sum(0) / math.log(p.shape[0])
-    ent = F.interpolate(ent[None, None], size=l_np.shape, mode="bilinear", align_corners=False)[0, 0]
-    return ent.clamp(0, 1).numpy().astype(np.float32)
+    # the entropy that ``calm`` decoding scales chroma by (there at temperature 1)
+    ent = normalized_entropy(torch.log(p.clamp_min(1e-12))[None])
+    ent = F.interpolate(ent, size=l_np.shape, mode="bilinear", align_corners=False)[0, 0]
+    return ent.numpy().astype(np.float32)
 
 
 def suggest_colors(model: Colorizer, plane: np.ndarray, row: float, col: float, k: int = 8,
