@@ -3,7 +3,10 @@
 Each step is a batch of either whole Tiny ImageNet thumbnails (64 px) or crops of BSDS500 train
 photos resized so that their longest side is near the model's working size: at inference a photo
 is seen whole at that size, so this is the scale whose context the network has to learn. With
-``--global`` the network gets a global branch (zero at first). Resumable from ``--checkpoint-dir``.
+``--global`` the network gets a global branch (zero at first); with ``--width`` a new network of
+that width (with regression head and global branch) starts from scratch instead of ``--base``.
+``--seconds`` fits the step total to a time budget after the first 50 steps, so that the learning
+rate schedule ends with the budget. Resumable from ``--checkpoint-dir``.
 
 Example (the bundled model's run)::
 
@@ -28,7 +31,7 @@ import torch.nn.functional as F
 from napari_colorize.core.data import is_colorful, iter_images, load_array
 from napari_colorize.core.evaluate import evaluate
 from napari_colorize.core.modelfile import load
-from napari_colorize.core.training import TrainConfig, Trainer
+from napari_colorize.core.training import TrainConfig, Trainer, new_model
 
 D = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -66,8 +69,11 @@ def main(argv=None) -> int:
     p.add_argument("--tiny", nargs="+", default=[str(D / f"tiny-imagenet/train-0{i}.tar") for i in range(5)])
     p.add_argument("--photos", default=str(D / "photos/bsds500-train.tar"))
     p.add_argument("--val", default=str(D / "photos/bsds500-val.tar"))
-    p.add_argument("--val-count", type=int, default=50)
+    p.add_argument("--val-count", type=int, default=50, help="0: no validation")
     p.add_argument("--base", default="default")
+    p.add_argument("--width", type=int, default=None, help="train a new network of this width")
+    p.add_argument("--seconds", type=float, default=None, help="time budget (sets the step total)")
+    p.add_argument("--device", default="cpu")
     p.add_argument("--global", dest="glob", action="store_true", help="add a global branch")
     p.add_argument("--out", required=True)
     p.add_argument("--steps", type=int, default=3000)
@@ -85,28 +91,42 @@ def main(argv=None) -> int:
     t0 = time.time()
     tiny = load_array([Path(s) for s in args.tiny], size=64, cache_dir=args.cache_dir)
     photos = photo_scales(args.photos)
-    val = [rgb for _, rgb in itertools.islice(iter_images(args.val), args.val_count)]
+    val = [rgb for _, rgb in itertools.islice(iter_images(args.val), args.val_count)] if args.val_count else []
     print(f"{len(tiny)} thumbnails, {len(photos[0])} photos, read in {time.time() - t0:.0f}s", file=sys.stderr)
-    model = copy.deepcopy(load(args.base))
+    base = load(args.base)
     torch.manual_seed(args.seed)
-    if args.glob:
+    if args.width:
+        model = new_model(tiny, width=args.width, seed=args.seed, regression=True)
+        model.config.update({k: v for k, v in base.config.items() if k != "width"})
+    else:
+        model = copy.deepcopy(base)
+    if args.glob or args.width:
         model.add_global_branch()
     model.config["vivid"] = 0.0  # validation watches the regression head; decoding is chosen later
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
                       seed=args.seed, width=model.config["width"], crop=64, val_every=args.val_every,
-                      checkpoint_every=50)
+                      checkpoint_every=50, device=args.device)
+    if args.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     def validate(m):
         r = evaluate(m, val, full=False, seed=0)
         return {"val_psnr": r["psnr"], "val_psnr_gray": r["psnr_gray"],
                 "val_colorfulness_ratio": r["colorfulness_ratio"]}
 
-    trainer = Trainer(model, tiny, cfg, checkpoint_dir=args.checkpoint_dir, validate=validate,
+    trainer = Trainer(model, tiny, cfg, checkpoint_dir=args.checkpoint_dir, validate=validate if val else None,
                       sampler=make_sampler(photos, args.share))
     if trainer.load_checkpoint():
         print(f"resumed at step {trainer.step}", file=sys.stderr)
     t_start = time.time()
+    if args.seconds:
+        cfg.seconds = args.seconds - (t_start - t0)  # a hard stop as well, should the pace drop
     for info in trainer.steps():
+        if args.seconds and info.done in (50, 300):
+            pace = (time.time() - t_start) / info.done
+            cfg.steps = info.step + max(1, int((args.seconds - (time.time() - t0)) / pace))
+            print(f"{pace:.3f} s/step: {cfg.steps} steps in all", file=sys.stderr)
         if info.step % 10 == 0 or info.val:
             print(json.dumps({"step": info.step, "loss": round(info.loss, 4),
                               "s_per_step": round((time.time() - t_start) / info.done, 2), **info.val}),
@@ -115,7 +135,8 @@ def main(argv=None) -> int:
         "command": "python scripts/train_photos.py " + " ".join(sys.argv[1:]),
         "tiny": args.tiny, "photos": args.photos, "n_thumbnails": int(len(tiny)),
         "n_photos": len(photos[0]), "steps": trainer.step, "seed": args.seed,
-        "batch_size": args.batch_size, "lr": args.lr, "share": args.share, "global": args.glob,
+        "batch_size": args.batch_size, "lr": args.lr, "share": args.share,
+        "global": bool(args.glob or args.width), "device": args.device,
         "torch": torch.__version__,
     }
     model.card["history"] = trainer.history

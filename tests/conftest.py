@@ -45,3 +45,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture()
+def errors(monkeypatch):
+    """Messages the plugin shows as napari error notifications, in order."""
+    shown: list[str] = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+    return shown
+
+
+@pytest.fixture()
+def colorize_dock(make_napari_viewer):
+    """A viewer and its Colorize dock, opened from the plugin's manifest."""
+    viewer = make_napari_viewer()
+    _, dock = viewer.window.add_plugin_dock_widget("napari-colorize", "Colorize")
+    return viewer, dock

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import tarfile
+import warnings
 
 import numpy as np
 import pytest
@@ -141,3 +142,22 @@ def test_train_a_few_steps_resumes_and_saves_a_loadable_model(tmp_path, photo):
     card = json.loads((tmp_path / "m.json").read_text())
     assert card["training"]["seed"] == 0
     assert colorize(np.zeros((16, 16), np.uint8), model=m).shape == (16, 16, 3)
+
+
+def test_train_fine_tunes_from_base_on_a_folder_of_larger_photos(tmp_path):
+    from skimage import data
+    from skimage.io import imsave
+
+    from napari_colorize import load_model
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("coffee", "chelsea", "astronaut"):
+        imsave(folder / f"{name}.png", getattr(data, name)(), check_contrast=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["train", "--data", str(folder), "--base", "default", "--steps", "3", "--batch-size", "4",
+                   "--size", "96", "--crop", "48", "--threads", "1", "--out", str(tmp_path / "cli-tuned")])
+    assert rc == 0
+    tuned = load_model(tmp_path / "cli-tuned.safetensors")
+    assert tuned.card["training"]["base"] == "default" and tuned.card["training"]["steps"] == 3

@@ -1,4 +1,4 @@
-"""Looking inside the CNN: feature maps, uncertainty, suggested colors; and their widget."""
+"""Looking inside the CNN: feature maps, uncertainty, suggested colors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from skimage.color import rgb2lab
 
 from napari_colorize import InputError
-from napari_colorize.core.inspect import STAGES, feature_maps, suggest_colors, uncertainty
+from napari_colorize.core.inspect import feature_maps, suggest_colors, uncertainty
 
 
 @pytest.mark.parametrize("stage, down", [("enc1", 1), ("enc2", 2), ("enc4", 8), ("dec2", 2)])
@@ -23,7 +23,6 @@ def test_feature_maps_have_the_stage_resolution(model, gray_photo, stage, down):
 def test_unknown_stage_is_a_clear_error(model, gray_photo):
     with pytest.raises(InputError, match="Unknown stage"):
         feature_maps(model, gray_photo, "enc9")
-    assert len(STAGES) == 6
 
 
 def test_uncertainty_is_normalised_and_drops_at_a_hint(model, gray_photo):
@@ -43,31 +42,3 @@ def test_suggested_colors_are_sorted_and_keep_the_pixel_lightness(model, gray_ph
     assert np.abs(rgb2lab(rgb[None])[0, :, 0] - l_pix).max() < 3.0  # gamut clipping may shift a little
     with pytest.raises(InputError, match="outside"):
         suggest_colors(model, gray_photo, 9999, 0)
-
-
-def test_inspect_widget_adds_layers_and_palette_adds_hints(qtbot, make_napari_viewer, gray_photo, model):
-    viewer = make_napari_viewer()
-    _, w = viewer.window.add_plugin_dock_widget("napari-colorize", "Inspect model")
-    src = viewer.add_image(gray_photo[:96, :120], name="photo", scale=(2.0, 2.0))
-    w.reset_choices()
-    w.image.value = src
-    w.stage.value = "enc3"
-    w._start("maps")
-    qtbot.waitUntil(lambda: w._worker is None, timeout=30000)
-    maps = viewer.layers["photo features enc3"]
-    assert maps.data.shape == (model.net.enc3[-1][0].out_channels, 24, 30)
-    np.testing.assert_allclose(maps.scale[-2:], (8.0, 8.0))
-    w._start("uncertainty")
-    qtbot.waitUntil(lambda: w._worker is None, timeout=30000)
-    assert viewer.layers["photo uncertainty"].data.shape == (96, 120)
-
-    w.pick_at(60.0, 80.0)
-    qtbot.waitUntil(lambda: w._worker is None, timeout=30000)
-    shown = [b for b in w._swatches if not b.isHidden()]
-    assert shown
-    shown[0].click()
-    hints = viewer.layers["photo hints"]
-    assert len(hints.data) == 1
-    np.testing.assert_allclose(hints.data[0], (60.0, 80.0), atol=1e-6)
-    np.testing.assert_allclose(hints.face_color[0, :3], shown[0].property("rgb"), atol=1e-6)
-    assert w.hints.value is hints

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from .arrays import is_dask
-from .color import to_unit_range
 from .errors import InputError
 
 
@@ -54,11 +53,6 @@ def check_image(data, rgb: bool | None = None, *, need_rgb: bool = False, what: 
     if kind == "f" and not is_dask(data) and not np.isfinite(np.asarray(data)).all():
         raise InputError(f"The {what} contains NaN or infinite values; replace them first.")
     return rgb
-
-
-def unit(plane: np.ndarray) -> np.ndarray:
-    """One plane as float32 in [0, 1]: uint8/bool by range, others (uint16, floats) robustly stretched."""
-    return to_unit_range(plane)
 
 
 def check_not_constant(data, what: str = "image"):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from skimage import filters
 
-from ._planes import check_image, map_planes, unit
+from ._planes import check_image, map_planes
+from .color import to_unit_range
 from .errors import InputError
 
 OPERATORS = ("sobel", "scharr")
@@ -65,7 +66,7 @@ def gradient(image, operator: str = "sobel", *, rgb: bool | None = None, normali
     hw = tuple(image.shape[image.ndim - n_tail:][:2])
 
     def one(p):
-        return plane_gradient(unit(p) if normalize else np.asarray(p, np.float32), operator)
+        return plane_gradient(to_unit_range(p) if normalize else np.asarray(p, np.float32), operator)
 
     both = map_planes(one, image, n_tail=n_tail, out_tail=(2, *hw))
     return both[..., 0, :, :], both[..., 1, :, :]
@@ -161,7 +162,7 @@ def canny_steps(image, sigma: float = 1.0, operator: str = "sobel", low: float =
         raise InputError(f"Unknown gradient operator '{operator}'; choose one of {', '.join(OPERATORS)}.")
     _thresholds(low, high)
     n_tail = 3 if rgb else 2
-    normed = map_planes(unit, image, n_tail=n_tail, out_tail=tuple(image.shape[image.ndim - n_tail:]))
+    normed = map_planes(to_unit_range, image, n_tail=n_tail, out_tail=tuple(image.shape[image.ndim - n_tail:]))
     smoothed = smooth(normed, sigma, rgb=rgb)
     mag, direction = gradient(smoothed, operator, rgb=rgb, normalize=False)
     nms = non_max_suppression(mag, direction)

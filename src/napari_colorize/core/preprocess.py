@@ -11,7 +11,8 @@ import numpy as np
 from skimage import color as skcolor
 from skimage import filters, transform
 
-from ._planes import check_image, check_not_constant, is_dask, map_planes, unit
+from ._planes import check_image, check_not_constant, is_dask, map_planes
+from .color import to_unit_range
 from .errors import InputError
 
 GRAY_METHODS = ("lab", "luma709", "mean")
@@ -121,7 +122,7 @@ def to_gray(image, method: str = "lab", *, rgb: bool | None = None):
         raise InputError(f"Unknown grayscale method '{method}'; choose one of {', '.join(GRAY_METHODS)}.")
 
     def one(p):
-        u = np.clip(unit(p), 0.0, 1.0)
+        u = np.clip(to_unit_range(p), 0.0, 1.0)
         if method == "lab":
             return skcolor.rgb2lab(u)[..., 0] / 100.0
         if method == "luma709":

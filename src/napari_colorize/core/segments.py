@@ -14,7 +14,8 @@ from skimage import color as skcolor
 from skimage import segmentation
 
 from ._gen import drain
-from ._planes import check_image, check_not_constant, iter_planes, map_planes, unit
+from ._planes import check_image, check_not_constant, iter_planes, map_planes
+from .color import to_unit_range
 from .edges import plane_gradient
 from .errors import InputError
 
@@ -32,12 +33,12 @@ def convert_colorspace(image, space: str = "lab"):
         raise InputError(f"Unknown color space '{space}'; choose one of {', '.join(SPACES)}.")
     check_image(image, None, need_rgb=True)
     conv = {"lab": skcolor.rgb2lab, "hsv": skcolor.rgb2hsv, "ycbcr": skcolor.rgb2ycbcr}[space]
-    return map_planes(lambda p: conv(np.clip(unit(p), 0, 1)), image, n_tail=3, out_tail=tuple(image.shape[-3:]))
+    return map_planes(lambda p: conv(np.clip(to_unit_range(p), 0, 1)), image, n_tail=3, out_tail=tuple(image.shape[-3:]))
 
 
 def _features(plane: np.ndarray, rgb: bool) -> np.ndarray:
     """A plane in the space segmentations work in: Lab for RGB, [0, 1] intensity for gray."""
-    u = unit(plane)
+    u = to_unit_range(plane)
     return skcolor.rgb2lab(np.clip(u, 0, 1)).astype(np.float32) if rgb else u
 
 
@@ -49,7 +50,7 @@ def _plane_segmenter(method: str, rgb: bool, n_segments: int = 100, compactness:
         comp = (20.0 if rgb else 0.1) if compactness is None else float(compactness)
 
         def seg(p):
-            return segmentation.slic(unit(p), n_segments=int(n_segments), compactness=comp, sigma=sigma,
+            return segmentation.slic(to_unit_range(p), n_segments=int(n_segments), compactness=comp, sigma=sigma,
                                      channel_axis=-1 if rgb else None, start_label=1,
                                      convert2lab=rgb)
     elif method == "felzenszwalb":
@@ -57,7 +58,7 @@ def _plane_segmenter(method: str, rgb: bool, n_segments: int = 100, compactness:
             raise InputError(f"The Felzenszwalb scale must be positive; got {scale}.")
 
         def seg(p):
-            return segmentation.felzenszwalb(unit(p), scale=float(scale), sigma=float(sigma),
+            return segmentation.felzenszwalb(to_unit_range(p), scale=float(scale), sigma=float(sigma),
                                              min_size=int(min_size), channel_axis=-1 if rgb else None) + 1
     elif method == "watershed":
         if n_segments < 1:

@@ -23,7 +23,8 @@ from .color import ab_bins, rgb_to_lab_t
 from .distributed import DistContext
 from .hints import simulate_hints
 from .model import AB_SCALE, encode_input, rebalance_weights, soft_encode, split_output
-from .modelfile import Colorizer, has_regression_head
+from .modelcheck import has_regression_head
+from .modelfile import Colorizer
 
 
 @dataclass
@@ -112,8 +113,8 @@ def loss_fn(model: Colorizer, rgb_u8: np.ndarray, rng: np.random.Generator, net=
     A regression network adds ``REG_WEIGHT`` times the smooth-L1 error of its regressed ab
     (Zhang et al. 2017 train their main output with this loss).
 
-    Targets and hints are made on the CPU and moved to the network's device, so ``model.bins``
-    and ``model.rebalance`` stay where they are. ``net`` runs the forward pass instead of
+    Lab and hints are made on the CPU, soft-encoded targets on the network's device;
+    ``model.bins`` and ``model.rebalance`` stay where they are. ``net`` runs the forward pass instead of
     ``model.net`` (its DistributedDataParallel wrapper, whose forward arms the gradient all-reduce).
     """
     dev = next(model.net.parameters()).device
@@ -121,17 +122,16 @@ def loss_fn(model: Colorizer, rgb_u8: np.ndarray, rng: np.random.Generator, net=
     hint_ab, mask = simulate_hints(ab, rng)
     x = encode_input(l_chan, hint_ab, mask).to(dev, memory_format=torch.channels_last)
     logits, reg = split_output((net or model.net)(x), model.bins.shape[0])
-    target = torch.nn.functional.avg_pool2d(ab, 2)
-    idx, wgt = soft_encode(target, model.bins)
-    weight = model.rebalance[idx[:, 0]].to(dev)
-    idx, wgt = idx.to(dev), wgt.to(dev)
+    # the nearest-bin search is the costliest part of the targets: it runs where the network does
+    target = torch.nn.functional.avg_pool2d(ab.to(dev), 2)
+    idx, wgt = soft_encode(target, model.bins.to(dev))
+    weight = model.rebalance.to(dev)[idx[:, 0]]
     logp = torch.log_softmax(logits, dim=1)
     nll = -(logp.gather(1, idx) * wgt).sum(1)
     loss = (nll * weight).mean()
     if reg is not None:
-        t = target.to(dev)
         loss = loss + REG_WEIGHT * torch.nn.functional.smooth_l1_loss(
-            reg / AB_SCALE, t / AB_SCALE, beta=REG_BETA / AB_SCALE)
+            reg / AB_SCALE, target / AB_SCALE, beta=REG_BETA / AB_SCALE)
     return loss
 
 

@@ -1,0 +1,167 @@
+"""Big images: seamless tiles, bounded memory, file outputs, lazy stacks, multiscale levels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage.color import rgb2lab
+
+from napari_colorize import InputError, colorize
+from napari_colorize.core.tiling import axis_windows, colorize_tiled, receptive_radius, tile_geometry
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A randomly initialised narrow network: same architecture and receptive field, much faster."""
+    from napari_colorize.core.color import ab_bins
+    from napari_colorize.core.modelfile import Colorizer
+
+    torch.manual_seed(0)
+    m = Colorizer.new(torch.from_numpy(ab_bins()), width=4)
+    m.net.eval()
+    return m
+
+
+@pytest.fixture(scope="module")
+def big_gray(gray_photo):
+    """A 640 x 720 plane with structure everywhere (the photo, mirrored)."""
+    g = np.concatenate([gray_photo, gray_photo[:, ::-1]], axis=1)
+    return np.ascontiguousarray(np.concatenate([g, g[::-1]], axis=0)[:640, :720])
+
+
+class Recorder:
+    """An array-like that records the size of every read or write it gets."""
+
+    def __init__(self, arr):
+        self.arr, self.shape, self.dtype, self.pieces = arr, arr.shape, arr.dtype, []
+
+    def __getitem__(self, key):
+        piece = self.arr[key]
+        self.pieces.append(piece.shape[0] * piece.shape[1])
+        return piece
+
+    def __setitem__(self, key, value):
+        self.pieces.append(value.shape[0] * value.shape[1])
+        self.arr[key] = value
+
+
+def _chroma(rgb):
+    return np.hypot(*np.moveaxis(rgb2lab(rgb)[..., 1:], -1, 0))
+
+
+def test_margin_covers_the_measured_receptive_field(model, tiny):
+    r = receptive_radius(model)
+    assert 40 < r < 120 and receptive_radius(tiny) == r  # same architecture, same reach
+    geo = tile_geometry(model)
+    assert geo["radius"] >= r and geo["margin"] % 8 == 0 and geo["step"] % 8 == 0
+    with pytest.raises(InputError, match="receptive field"):
+        tile_geometry(model, 128)
+
+
+def test_tiles_match_one_window_and_leave_no_seam(model, big_gray):
+    kw = {"downsample": 4, "temperature": 0.4}
+    whole = colorize_tiled(model, big_gray, tile=None, **kw)
+    tiled = colorize_tiled(model, big_gray, tile=256, **kw)
+    # the margins exceed the receptive field, so tiling changes nothing (float rounding aside)
+    assert np.abs(tiled - whole).max() < 1e-3
+    assert _chroma(tiled).mean() > 2.0  # and there is color to find seams in
+    # no step where neighbouring windows cross-fade: the column-to-column change there is typical
+    geo = tile_geometry(model, 256)
+    wins = axis_windows(2 * -(-big_gray.shape[1] // 8), geo)
+    assert len(wins) >= 3
+    # no step where neighbouring windows cross-fade: column-to-column change there is the photo's own
+    jump = np.abs(np.diff(tiled, axis=1)).mean(axis=(0, 2))
+    jump_whole = np.abs(np.diff(whole, axis=1)).mean(axis=(0, 2))
+    for o, _ in wins[1:]:
+        x = (o + geo["radius"] + geo["blend"] // 2) * 4  # middle of the cross-fade, image pixels
+        assert np.abs(jump[x - 8 : x + 8] - jump_whole[x - 8 : x + 8]).max() < 2e-4
+
+
+def test_tiled_reads_and_writes_bounded_pieces(tiny, big_gray, monkeypatch):
+    from napari_colorize.core import chroma, tiling
+
+    wide = np.ascontiguousarray(np.tile(big_gray[:160], (1, 2)))  # 160 x 1440: one row of windows
+    ref = colorize_tiled(tiny, wide, tile=384, downsample=2)
+    monkeypatch.setattr(tiling, "_STRIP_PIXELS", 40_000)
+    monkeypatch.setattr(chroma, "_WRITE_PIXELS", 40_000)
+    src = Recorder(wide)
+    dst = Recorder(np.zeros(wide.shape + (3,), np.uint8))
+    colorize_tiled(tiny, src, tile=384, downsample=2, out=dst)
+    area = wide.size
+    assert len(dst.pieces) > 4 and max(dst.pieces) < area / 4 and sum(dst.pieces) == area
+    assert len(src.pieces) > 4 and max(src.pieces) <= 160 * 384 * 2  # a window at most, never the plane
+    np.testing.assert_allclose(dst.arr / 255.0, ref, atol=1 / 255 + 1e-6)
+
+
+def test_auto_mode_keeps_small_images_whole_and_tiles_big_ones(tiny, gray_photo, big_gray):
+    from napari_colorize.core.inference import colorize_plane
+
+    np.testing.assert_array_equal(colorize(gray_photo, model=tiny), colorize_plane(tiny, gray_photo))
+    auto = colorize(big_gray, model=tiny)
+    np.testing.assert_allclose(auto, colorize_tiled(tiny, big_gray), atol=1e-6)
+    calls = []
+    colorize(big_gray, model=tiny, tile=256, downsample=4, progress=lambda d, t: calls.append((d, t)))
+    assert len(calls) >= 3 and calls[-1][0] == calls[-1][1]
+    with pytest.raises(InputError, match="mode"):
+        colorize(gray_photo, model=tiny, mode="fast")
+    with pytest.raises(InputError, match="downsample"):
+        colorize(big_gray, model=tiny, mode="tiled", downsample=0)
+
+
+def test_file_outputs_match_memory_and_bad_input_leaves_old_file_alone(tiny, big_gray, tmp_path):
+    big_gray = big_gray[:320, :360]
+    ref = colorize(big_gray, model=tiny, tile=256, downsample=4)
+    npy = colorize(big_gray, model=tiny, tile=256, downsample=4, out=tmp_path / "out.npy")
+    np.testing.assert_allclose(np.asarray(npy), ref, atol=1e-6)
+    zarr = pytest.importorskip("zarr")
+    z = colorize(big_gray, model=tiny, tile=256, downsample=4, out=tmp_path / "out.zarr", dtype="uint8")
+    np.testing.assert_allclose(np.asarray(z[:]) / 255.0, ref, atol=1 / 255 + 1e-6)
+    # an existing zarr array is filled in place
+    arr = zarr.zeros(big_gray.shape + (3,), chunks=(256, 256, 3), dtype="f4")
+    assert colorize(big_gray, model=tiny, tile=256, downsample=4, out=arr) is arr
+    np.testing.assert_allclose(arr[:], ref, atol=1e-6)
+
+    before = np.load(tmp_path / "out.npy")
+    bad = np.lib.format.open_memmap(tmp_path / "bad.npy", "w+", np.float32, big_gray.shape)
+    bad[:] = big_gray / 255.0
+    bad[300, 350] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        colorize(bad, model=tiny, tile=256, downsample=4, out=tmp_path / "out.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), before)
+    assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]  # no leftovers
+    with pytest.raises(InputError, match="shape"):
+        colorize(big_gray, model=tiny, out=np.zeros((3, 3, 3), np.float32))
+
+
+def test_dask_stacks_stay_lazy_per_plane(tiny, gray_photo):
+    import dask.array as da
+
+    calls = []
+
+    def load(block, block_info=None):
+        calls.append(block_info[None]["chunk-location"][0])
+        return block
+
+    stack = np.stack([gray_photo[:96, :96], gray_photo[100:196, 100:196], gray_photo[200:296, :96]])
+    lazy_in = da.from_array(stack, chunks=(1, 96, 96)).map_blocks(load, dtype=stack.dtype)
+    out = colorize(lazy_in, model=tiny, mode="tiled", tile=256, downsample=1)
+    assert isinstance(out, da.Array) and out.shape == (3, 96, 96, 3) and not calls
+    np.testing.assert_allclose(out[1].compute(), colorize(stack[1], model=tiny, mode="tiled", tile=256,
+                                                          downsample=1), atol=1e-6)
+    assert calls == [1]
+    # temporal smoothing chains the planes lazily and gives the same as the in-memory loop
+    smooth = colorize(lazy_in, model=tiny, temporal=0.6)
+    assert isinstance(smooth, da.Array)
+    np.testing.assert_allclose(smooth.compute(), colorize(stack, model=tiny, temporal=0.6), atol=1e-6)
+
+
+def test_multiscale_level_choice(tiny, gray_photo):
+    pyramid = [gray_photo, gray_photo[::2, ::2], gray_photo[::4, ::4]]
+    np.testing.assert_array_equal(colorize(pyramid, model=tiny), colorize(gray_photo, model=tiny))
+    np.testing.assert_array_equal(colorize(pyramid, level=2, model=tiny),
+                                  colorize(gray_photo[::4, ::4], model=tiny))
+    with pytest.raises(InputError, match="level"):
+        colorize(pyramid, level=3, model=tiny)
+    with pytest.raises(InputError, match="multiscale"):
+        colorize(gray_photo, level=1, model=tiny)
