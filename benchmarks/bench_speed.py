@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--model", default=None, help="model name or path (default: the bundled one)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -78,7 +79,7 @@ def main() -> None:
 
     from napari_colorize import colorize, load_model
 
-    model = load_model()
+    model = load_model(args.model)
     net = eccv16()
     n_ours = model.n_parameters()
     n_eccv = sum(p.numel() for p in net.parameters())

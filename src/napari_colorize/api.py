@@ -9,15 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .core._gen import drain
 from .core.arrays import check_number, is_dask
 from .core.atomic import clean_stale, commit, remove, temp_path
 from .core.errors import InputError
+from .core.gen import drain
 from .core.hints import check_hints, float_array
 from .core.inference import colorize_plane, validate_image
+from .core.lazy import colorize_dask
 from .core.modelfile import Colorizer, load
+from .core.reference import with_reference
 from .core.temporal import check_temporal
 from .core.tiling import DEFAULT_DOWNSAMPLE, DEFAULT_TILE, array_writer, iter_tiled, tile_geometry
+from .omezarr import is_ome_path, open_ome
+from .omezarr import write as write_ome
 
 
 def load_model(name_or_path: str | os.PathLike | None = None) -> Colorizer:
@@ -62,7 +66,8 @@ MODES = ("auto", "whole", "tiled")
 def colorize(image, *, points=None, colors=None, model=None, temperature: float | None = None,
              rgb: bool | None = None, progress: Callable[[int, int], None] | None = None,
              mode: str = "auto", tile: int | None = None, downsample: int | None = None, level: int = 0,
-             temporal: float | bool = False, out=None, dtype=None):
+             temporal: float | bool = False, out=None, dtype=None, reference=None,
+             reference_strength: float = 0.5, scale=None):
     """Colorize a grayscale image, stack, dask array or multiscale pyramid.
 
     Parameters
@@ -87,15 +92,16 @@ def colorize(image, *, points=None, colors=None, model=None, temperature: float 
     progress : callable, optional
         ``progress(done, total)`` after each plane, or each row of tiles in tiled mode.
     mode : {"auto", "whole", "tiled"}
-        "whole" resizes each plane to the model's working size (256 px); "tiled" runs the network
-        at a fixed scale (``downsample``) over overlapping, seamlessly blended tiles with bounded
-        memory. "auto" tiles planes longer than twice the working size, or when ``tile`` is given.
+        "whole" shrinks each plane so that its longest side is at most the model's working size
+        (``Colorizer.working_size``, from the model card); "tiled" runs the network at a fixed
+        scale (``downsample``) over overlapping, seamlessly blended tiles with bounded memory.
+        "auto" tiles planes whose longest side exceeds the model's ``tile_above``, or when
+        ``tile`` is given.
     tile : int, optional
         Tile side in network pixels (multiple of 8, at least about 2.5 receptive fields);
         default 512.
     downsample : int, optional
-        Image pixels per network pixel in tiled mode; default 2, which matches the scale that
-        "whole" uses at the switch-over size.
+        Image pixels per network pixel in tiled mode; default 2.
     level : int
         Pyramid level of a multiscale ``image``; 0 (full resolution) by default.
     temporal : float or bool
@@ -106,18 +112,29 @@ def colorize(image, *, points=None, colors=None, model=None, temperature: float 
         as a new file, then moved into place, so an existing file is only replaced by a complete
         result; an array of the output shape is filled in place. Memory then stays bounded by a
         few tiles however big the image is.
+        A ``.ome.zarr`` path gets a multiscale OME-Zarr (channels first), computed chunk by chunk.
     dtype : numpy dtype, optional
         Output type of a new ``out`` file: float32 (default), uint8 or uint16.
+    reference : array-like (H, W, 3), optional
+        A color image (numpy or dask, any size and dtype) whose palette the result takes: its
+        ab distribution is a prior on the predicted colors and its chroma distribution the
+        result's (:mod:`.core.reference`). With an RGB ``image`` this recolors it.
+    reference_strength : float
+        Weight of the reference's color prior, 0 to 4 (0: only its saturation is matched).
+    scale : sequence of float, optional
+        Pixel sizes of the leading and spatial axes (napari's layer scale), kept in an OME-Zarr
+        ``out``.
 
     Returns
     -------
     ndarray, dask array or the written array
-        float32 RGB in [0, 1], shape ``spatial + (3,)``; dask in gives dask out, computed lazily,
-        unless ``out`` is given.
+        float32 RGB in [0, 1], shape ``spatial + (3,)``; dask in gives dask out, unless ``out`` is
+        given: a single plane's low-resolution global pass runs at once, each chunk when computed.
     """
     steps = iter_colorize(image, points=points, colors=colors, model=model, temperature=temperature, rgb=rgb,
                           mode=mode, tile=tile, downsample=downsample, level=level, temporal=temporal,
-                          out=out, dtype=dtype)
+                          out=out, dtype=dtype, reference=reference,
+                          reference_strength=reference_strength, scale=scale)
     return drain(steps, lambda step: progress(*step) if progress and step[1] else None)
 
 
@@ -135,13 +152,16 @@ def _pick_level(image, level: int):
 
 
 def iter_colorize(image, *, points=None, colors=None, model=None, temperature=None, rgb=None, mode="auto",
-                  tile=None, downsample=None, level=0, temporal=False, out=None, dtype=None):
+                  tile=None, downsample=None, level=0, temporal=False, out=None, dtype=None,
+                  reference=None, reference_strength=0.5, scale=None):
     """Generator behind :func:`colorize` with the same parameters.
 
     Yields ``(done, total)`` after each plane (or row of tiles) and returns the result, so a
     caller can report progress and stop between steps.
     """
     m = _as_model(model)
+    if reference is not None:
+        m = with_reference(m, reference, reference_strength)
     image = _pick_level(image, level)
     if not hasattr(image, "shape") or not hasattr(image, "dtype"):
         raise InputError(f"Expected an array or a list of arrays; got {type(image).__name__}.")
@@ -184,11 +204,7 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
             plane = np.asarray(plane)
             if np.issubdtype(plane.dtype, np.floating) and not np.isfinite(plane).all():
                 raise InputError("The image contains NaN or infinite values; replace them first.")
-            res = colorize_plane(m, plane, p, c, temperature, state=state, temporal=alpha)
-            if write is None:
-                return res
-            write(slice(None), slice(None), res)
-            return None
+            return colorize_plane(m, plane, p, c, temperature, state=state, temporal=alpha, write=write)
         buf = None
         if write is None:
             buf = np.empty(tuple(plane.shape[:2]) + (3,), np.float32)
@@ -198,10 +214,16 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
         return buf
 
     out_shape = lead_shape + spatial + (3,)
-    if is_dask(image) and out is None:
+    if (is_dask(image) and out is None) or is_ome_path(out):
         if alpha and lead_shape:
-            return _colorize_dask_temporal(image, is_rgb, lead_shape, run_plane, state_for)
-        return _colorize_dask(image, is_rgb, len(lead_shape), lambda b, i: _drain(run_plane(b, i)))
+            res = _colorize_dask_temporal(_as_dask(image), is_rgb, lead_shape, run_plane, state_for)
+        else:
+            res = colorize_dask(_as_dask(image), m, is_rgb=is_rgb, tiled=tiled, hints=plane_hints,
+                                temperature=temperature, downsample=k, tile=tile_px)
+        if out is None:
+            return res
+        yield from write_ome(res, out, dtype=dtype, scale=scale)
+        return open_ome(out)
 
     if isinstance(image, np.ndarray) and not isinstance(image, np.memmap) and image.dtype.kind in "fc":
         if not np.isfinite(image).all():
@@ -238,10 +260,9 @@ def _drain(gen):
 
 
 def _rows_per_plane(m: Colorizer, spatial, k: int, tile: int) -> int:
-    from .core.tiling import axis_windows
+    from .core.tiling import tiled_steps
 
-    geo = tile_geometry(m, tile)
-    return len(axis_windows(2 * -(-spatial[0] // (2 * k)), geo))
+    return tiled_steps(m, spatial, k, tile)
 
 
 class _Output:
@@ -326,25 +347,10 @@ def _is_zarr_store(path: Path) -> bool:
     return any((path / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
 
 
-def _colorize_dask(image, is_rgb: bool, n_lead: int, run_plane):
+def _as_dask(image):
     import dask.array as da
 
-    # one block per plane, whole plane in a block: the network needs the full field of view
-    plane_axes = image.ndim - n_lead
-    chunks = (1,) * n_lead + (-1,) * plane_axes
-    image = image.rechunk(chunks)
-
-    def block(b, block_info=None):
-        loc = block_info[0]["chunk-location"][:n_lead] if block_info else (0,) * n_lead
-        plane = b.reshape(b.shape[n_lead:])
-        res = run_plane(plane, tuple(loc))
-        return res.reshape((1,) * n_lead + res.shape)
-
-    out_chunks = image.chunks[:n_lead] + tuple((c,) for c in image.shape[n_lead : n_lead + 2]) + ((3,),)
-    if is_rgb:
-        return da.map_blocks(block, image, dtype=np.float32, chunks=out_chunks, meta=np.empty((0,) * image.ndim, np.float32))
-    return da.map_blocks(block, image, dtype=np.float32, chunks=out_chunks, new_axis=image.ndim,
-                         meta=np.empty((0,) * (image.ndim + 1), np.float32))
+    return image if is_dask(image) else da.from_array(image, chunks=(1,) * (image.ndim - 2) + (-1, -1))
 
 
 def _colorize_dask_temporal(image, is_rgb: bool, lead_shape: tuple, run_plane, state_for):

@@ -32,6 +32,7 @@ def _cmd_colorize(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise ColorizeError(f"--workers must be at least 1, got {args.workers}.")
     check_temperature(args.temperature)  # before torch and the inputs: one error, not one per file
+    model = _with_reference(args) if args.reference else args.model
     import torch
 
     threads = torch.get_num_threads()
@@ -40,13 +41,25 @@ def _cmd_colorize(args) -> int:
         torch.set_num_threads(max(1, default_threads() // (args.workers or default_threads())))
     try:
         counts = colorize_files(
-            args.inputs, args.output, model=args.model, temperature=args.temperature,
+            args.inputs, args.output, model=model, temperature=args.temperature,
             overwrite=args.overwrite, progress=_progress, scheduler=args.scheduler, workers=args.workers,
-            max_pixels=args.max_pixels,
+            max_pixels=args.max_pixels, fmt=args.format,
         )
     finally:
         torch.set_num_threads(threads)  # main() may be called in-process (tests, scripts)
     return 1 if counts["failed"] else 0
+
+
+def _with_reference(args):
+    """The model whose decoding follows the palette of the ``--reference`` photo."""
+    from .core.modelfile import load
+    from .core.reference import with_reference
+    from .io import read_image
+
+    ref = read_image(args.reference, args.max_pixels)
+    if ref.ndim != 3 or ref.shape[-1] not in (3, 4):
+        raise ColorizeError(f"--reference must be a color (RGB) image; '{args.reference}' has shape {ref.shape}.")
+    return with_reference(load(args.model), ref, args.reference_strength)
 
 
 # -- demo -----------------------------------------------------------------------------------
@@ -263,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default=None, help=MODEL_HELP)
     c.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature, in (0, 5]")
     c.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    c.add_argument("--reference", default=None, metavar="FILE",
+                   help="a color photo whose palette the results take (an RGB input is recolored)")
+    c.add_argument("--reference-strength", type=float, default=0.5, metavar="W",
+                   help="weight of the reference's colors, 0 to 4 (0: only its saturation; default 0.5)")
+    c.add_argument("--format", choices=("auto", "ome-zarr"), default="auto",
+                   help="auto: PNG, TIFF or zarr as the input; ome-zarr: a multiscale OME-Zarr (uint8) per input")
     c.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run on this dask.distributed scheduler (tcp://host:port); inputs and outputs "
                         "must be on a file system its workers share. Default: local threads")

@@ -101,7 +101,7 @@ def is_zarr(path: str | os.PathLike) -> bool:
     return p.is_dir() and any((p / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
 
 
-OUTPUT_NAME = re.compile(r".+_colorized\.(png|tif|zarr)\Z")
+OUTPUT_NAME = re.compile(r".+_colorized\.(png|tif|zarr|ome\.zarr)\Z")
 """Names :func:`output_paths` gives in an output folder; such files found there are never inputs."""
 
 
@@ -135,14 +135,18 @@ def expand_inputs(inputs: list[str], output: str | os.PathLike | None = None) ->
     return files
 
 
-def output_paths(files: list[Path], output: str) -> list[Path]:
+def output_paths(files: list[Path], output: str, fmt: str = "auto") -> list[Path]:
     """Where each input's result goes.
 
     ``output`` itself for a single input whose suffix fits (an image suffix, or ``.zarr`` for a
     zarr input), else ``output/<stem>_colorized<suffix>``: TIFF stays TIFF, zarr stays zarr, the
-    rest become PNG.
+    rest become PNG. ``fmt="ome-zarr"`` makes every output ``<stem>_colorized.ome.zarr``.
     """
     out = Path(output)
+    if fmt == "ome-zarr":
+        if len(files) == 1 and out.name.lower().endswith(".ome.zarr"):
+            return [out]
+        return [out / f"{f.name.split('.')[0]}_colorized.ome.zarr" for f in files]
     zarr_out = out.suffix.lower() == ".zarr"
     if zarr_out and (len(files) > 1 or not is_zarr(files[0])):
         raise InputError(f"'{out}' takes one zarr input; give several inputs an output folder.")
@@ -222,7 +226,7 @@ def colorize_file_task(job: int, src: str, dst: str, model, temperature,
 
 def colorize_files(inputs: list[str], output: str, *, model=None, temperature=None,
                    overwrite: bool = False, progress=None, scheduler=None, workers: int | None = None,
-                   max_pixels: int = MAX_PIXELS) -> dict:
+                   max_pixels: int = MAX_PIXELS, fmt: str = "auto") -> dict:
     """Colorize image files, folders and zarr arrays into ``output`` as dask tasks.
 
     Each file (or zarr plane) is one task that reads, colorizes and writes atomically, so an
@@ -247,6 +251,9 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
         Threads of the local scheduler (default: one per core).
     max_pixels : int
         Inputs with more pixels per plane (height x width) fail without being decoded; 0: no limit.
+    fmt : {"auto", "ome-zarr"}
+        "ome-zarr" writes each input as a uint8 multiscale OME-Zarr (one task an input, chunk by
+        chunk), keeping an OME-Zarr input's pixel sizes.
 
     Returns
     -------
@@ -264,20 +271,24 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
         No input could be colorized, or the scheduler cannot be reached.
     """
     from .api import load_model
+    from .core.modelfile import Colorizer
     from .core.training import default_threads
 
     check_temperature(temperature)  # one error here rather than one per file
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 0:
         raise InputError(f"max_pixels must be a whole number >= 0 (0: no limit), got {max_pixels!r}.")
     files = [f.resolve() for f in expand_inputs(inputs, output)]  # workers may run in another folder
-    targets = [t.resolve() for t in output_paths(files, output)]
+    if fmt not in ("auto", "ome-zarr"):
+        raise InputError(f"fmt must be 'auto' or 'ome-zarr'; got {fmt!r}.")
+    targets = [t.resolve() for t in output_paths(files, output, fmt)]
     if len(set(targets)) != len(targets):
         raise InputError("Two inputs share a file name; colorize them into separate folders.")
     refuse_overwriting_inputs(files, targets)
     for folder in sorted({t.parent for t in targets}):
         check_writable(folder)
         clean_stale(folder)  # temporaries of killed runs
-    m = load_model(model)  # here, so a bad model is one error rather than one per file
+    # loaded here, so a bad model is one error rather than one per file; a Colorizer is used as it is
+    m = model if isinstance(model, Colorizer) else load_model(model)
     jobs = [Job(s, d) for s, d in zip(files, targets)]
     todo, refused = [], []
     for key, job in enumerate(jobs):
@@ -328,7 +339,11 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
         tasks = []
         for key in todo:
             job = jobs[key]
-            if is_zarr(job.src):
+            if fmt == "ome-zarr":
+                from .omezarr import colorize_task
+
+                planned = [(colorize_task, key, str(job.src), str(job.dst), MODEL, temperature, max_pixels)]
+            elif is_zarr(job.src):
                 planned = plan_zarr(job, key, MODEL, temperature, max_pixels)
             else:
                 planned = [(colorize_file_task, key, str(job.src), str(job.dst), MODEL, temperature, max_pixels)]

@@ -253,8 +253,8 @@ def test_dask_stacks_are_computed_one_plane_at_a_time(pair):
 # -- bad input --------------------------------------------------------------------------------
 @pytest.mark.parametrize(("image", "match"), [
     (np.zeros((16, 16, 4)), "RGBA"),
-    (np.zeros((16, 16)), "RGB with a trailing channel axis of 3"),
-    (np.zeros((16, 16, 2)), "RGB with a trailing channel axis of 3"),
+    (np.zeros((16, 16)), "trailing axis of 3 channels"),
+    (np.zeros((16, 16, 2)), "trailing axis of 3 channels"),
     (np.zeros((0, 16, 3)), "empty"),
     (np.full((16, 16, 3), 200.0), "float RGB must lie in"),
     (np.full((16, 16, 3), -3, dtype=np.int16), "signed integers"),

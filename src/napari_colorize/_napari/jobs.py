@@ -9,19 +9,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..api import iter_colorize
-from ..core._gen import drain
 from ..core.arrays import is_dask
 from ..core.errors import InputError
+from ..core.gen import drain
 from ..core.inspect import feature_maps, suggest_colors, uncertainty
 from ..core.metrics import ab_histogram, report_planes, summarize
 
 
 def colorize_job(data, *, rgb: bool, points=None, colors=None, model=None, temperature=None, mode="auto",
-                 temporal=False):
+                 temporal=False, reference=None, reference_strength=0.5):
     """Colorize ``data`` step by step; dask data returns a lazy result at once."""
     yield {"done": 0, "total": 1}
     steps = iter_colorize(data, points=points, colors=colors, model=model, temperature=temperature, rgb=rgb,
-                          mode=mode, temporal=temporal)
+                          mode=mode, temporal=temporal, reference=reference,
+                          reference_strength=reference_strength)
     while True:
         try:
             done, total = next(steps)
@@ -35,11 +36,12 @@ def colorize_job(data, *, rgb: bool, points=None, colors=None, model=None, tempe
     return out
 
 
-def preview_job(data, *, rgb: bool, model=None, temperature=None, points=None, colors=None):
+def preview_job(data, *, rgb: bool, model=None, temperature=None, points=None, colors=None, reference=None,
+                reference_strength=0.5):
     """Colorize a small field-of-view crop in one quick whole-image pass."""
     yield {"done": 0, "total": 1}
     out = drain(iter_colorize(data, points=points, colors=colors, model=model, temperature=temperature,
-                              rgb=rgb, mode="whole"))
+                              rgb=rgb, mode="whole", reference=reference, reference_strength=reference_strength))
     yield {"done": 1, "total": 1}
     return out
 

@@ -147,6 +147,22 @@ def fov_crop(viewer, layer, max_pixels: int | None = None):
     return crop, bool(layer.rgb), scale, translate, origin, step
 
 
+def to_image_coords(layer, coords, image_layer) -> np.ndarray:
+    """``coords`` (N, layer.ndim) of ``layer`` in the image layer's data coordinates.
+
+    As many dimensions as the image when ``layer`` has as many; fewer-dimensional layers (e.g. 2D
+    points over a 3D stack) give the two plane axes only, so their hints apply to every plane.
+    """
+    coords = np.asarray(coords, dtype=float).reshape(-1, layer.ndim)
+    nd = image_layer.ndim
+    world = np.array([layer.data_to_world(p) for p in coords], dtype=float).reshape(len(coords), -1)
+    k = min(world.shape[1], nd)
+    full = np.zeros((len(coords), nd))
+    full[:, -k:] = world[:, -k:]
+    data = np.array([image_layer.world_to_data(w) for w in full], dtype=float).reshape(len(coords), nd)
+    return data if layer.ndim >= nd else data[:, -2:]
+
+
 def hints_from_points(points_layer, image_layer):
     """Hint coordinates in the image layer's data space and RGB colors from face colors.
 
@@ -155,25 +171,19 @@ def hints_from_points(points_layer, image_layer):
     """
     if points_layer is None or len(points_layer.data) == 0:
         return None, None
-    pts = np.asarray(points_layer.data, dtype=float)
-    world = np.array([points_layer.data_to_world(p) for p in pts], dtype=float)
-    nd = image_layer.ndim
-    k = min(world.shape[1], nd)
-    full = np.zeros((len(pts), nd))
-    full[:, -k:] = world[:, -k:]
-    data = np.array([image_layer.world_to_data(w) for w in full], dtype=float)
-    if points_layer.ndim < nd:
-        data = data[:, -2:]
     colors = np.asarray(points_layer.face_color, dtype=float)[:, :3]
-    return data, colors
+    return to_image_coords(points_layer, points_layer.data, image_layer), colors
 
 
-def publish(viewer, source, data, what: str, cache: dict, *, kind: str = "image", **kwargs):
+def publish(viewer, source, data, what: str, cache: dict, *, kind: str = "image", new: bool = False,
+            **kwargs):
     """Add ``<source name> <what>`` or update it in place when its shape still fits.
 
     The new layer takes the source's scale and translate unless ``scale``/``translate`` are given,
     and sits right above the source so hint points and other overlays stay on top. ``kind`` is
-    ``"image"`` or ``"labels"``; a same-named layer of another type is replaced.
+    ``"image"`` or ``"labels"``; a same-named layer of another type is replaced. A layer the user
+    renamed is kept as it is (a result to compare with) and a new one is added; so is one with
+    ``new``, which keeps every earlier result.
     """
     from napari.layers import Image, Labels
 
@@ -181,9 +191,11 @@ def publish(viewer, source, data, what: str, cache: dict, *, kind: str = "image"
     name = f"{source.name} {what}"
     kwargs.setdefault("scale", source.scale)
     kwargs.setdefault("translate", source.translate)
-    layer = cache.get((id(source), what))
-    if layer is None or layer not in viewer.layers:
+    layer, published = cache.get((id(source), what), (None, None))
+    if layer is None or layer not in viewer.layers or layer.name != published:
         layer = viewer.layers[name] if name in viewer.layers else None
+    if new:
+        layer = None
     if (layer is not None and isinstance(layer, cls) and layer.data.shape == data.shape
             and layer.ndim == len(kwargs["scale"])):
         layer.data = data
@@ -191,8 +203,8 @@ def publish(viewer, source, data, what: str, cache: dict, *, kind: str = "image"
     else:
         if layer is not None:
             viewer.layers.remove(layer)
-        layer = add(data, name=name, **kwargs)
+        layer = add(data, name=name, **kwargs)  # napari numbers a taken name: "<name> [1]"
         if source in viewer.layers:
             viewer.layers.move(viewer.layers.index(layer), viewer.layers.index(source) + 1)
-    cache[(id(source), what)] = layer
+    cache[(id(source), what)] = (layer, layer.name)
     return layer

@@ -13,6 +13,15 @@ def is_dask(data) -> bool:
     return type(data).__module__.startswith("dask")
 
 
+def check_finite(values, what: str = "image") -> None:
+    """Raise :class:`InputError` if a float array (numpy) holds NaN or infinite values."""
+    import numpy as np
+
+    arr = np.asarray(values)
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        raise InputError(f"The {what} contains NaN or infinite values; replace them first.")
+
+
 def check_number(name: str, value, lo: float, hi: float, *, integer: bool = False,
                  open_low: bool = False) -> float | int:
     """``value`` as a float (or int) within [lo, hi] (``(lo, hi]`` with ``open_low``), or an InputError.

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from skimage import filters
 
-from ._planes import check_image, map_planes
 from .color import to_unit_range
 from .errors import InputError
+from .planes import check_image, map_planes
 
 OPERATORS = ("sobel", "scharr")
 STEPS = ("gaussian", "gradient magnitude", "gradient direction", "nms", "canny")
@@ -112,7 +112,7 @@ def non_max_suppression(magnitude, direction):
 
 
 def _stack(a, b):
-    from ._planes import is_dask
+    from .planes import is_dask
 
     if is_dask(a) or is_dask(b):
         import dask.array as da

@@ -8,17 +8,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import gray_to_l, lab_to_rgb_in_gamut, rgb_to_lab, to_unit_range
+from .chroma import GUIDE_EPS, GUIDE_RADIUS, ChromaField, UnitMap, fit, read_lightness, to_rgb, write_field
+from .color import gray_to_l, rgb_to_lab, to_unit_range
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
 from .model import encode_input
 from .modelfile import Colorizer
-from .propagate import refine_with_hints
+from .propagate import hint_correction, hint_pixels
 from .temporal import smooth_ab
-
-
-def _box(x: torch.Tensor, r: int) -> torch.Tensor:
-    return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
 
 
 def guided_upsample(
@@ -27,7 +24,8 @@ def guided_upsample(
     """Upsample chroma guided by lightness (fast guided filter, He and Sun 2015).
 
     Local linear models ``ab = A * L + b`` are fitted at low resolution and applied to the full
-    resolution L, so chroma changes where L has edges instead of bleeding across them.
+    resolution L, so chroma changes where L has edges instead of bleeding across them. Planes are
+    colorized with the same fit in pieces (:class:`.chroma.ChromaField`).
 
     Parameters
     ----------
@@ -37,15 +35,7 @@ def guided_upsample(
     l_full : Tensor (B, 1, H, W)
         Lightness at the output resolution, in [0, 100].
     """
-    g = l_low / 100.0
-    mean_g = _box(g, radius)
-    var_g = _box(g * g, radius) - mean_g * mean_g
-    mean_p = _box(ab_low, radius)
-    cov = _box(g * ab_low, radius) - mean_g * mean_p
-    a = cov / (var_g + eps)
-    b = mean_p - a * mean_g
-    a = _box(a, radius)
-    b = _box(b, radius)
+    a, b = fit(ab_low, l_low, radius, eps)
     size = l_full.shape[-2:]
     if tuple(size) != tuple(a.shape[-2:]):
         a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
@@ -62,13 +52,14 @@ def work_shape(shape: tuple[int, int], working_size: int) -> tuple[int, int]:
 
 @torch.inference_mode()
 def predict_logits(model: Colorizer, l_full: torch.Tensor, hint_ab=None, hint_mask=None,
-                   capture: str | None = None):
+                   capture: str | None = None, hw: tuple[int, int] | None = None):
     """Network logits for lightness ``l_full`` (B, 1, H, W) at the model's working size.
 
-    Hints, when given, are already at the working size. Returns ``(logits, l_work)`` or, with
-    ``capture``, ``(logits, l_work, features)``.
+    Hints, when given, are already at the working size. ``hw`` is the working shape (by default
+    that of ``l_full``; given when ``l_full`` is already a reduced view of a bigger plane).
+    Returns ``(logits, l_work)`` or, with ``capture``, ``(logits, l_work, features)``.
     """
-    hw = work_shape(tuple(l_full.shape[-2:]), model.working_size)
+    hw = work_shape(tuple(l_full.shape[-2:]), model.working_size) if hw is None else tuple(hw)
     l_work = (
         l_full if tuple(l_full.shape[-2:]) == hw
         else F.interpolate(l_full, size=hw, mode="bilinear", antialias=True, align_corners=False)
@@ -84,23 +75,6 @@ def predict_logits(model: Colorizer, l_full: torch.Tensor, hint_ab=None, hint_ma
     return model.net(x), l_work
 
 
-@torch.inference_mode()
-def predict_ab(model: Colorizer, l_full: torch.Tensor, hint_ab=None, hint_mask=None,
-               temperature: float | None = None, state: dict | None = None,
-               temporal: float = 0.0) -> torch.Tensor:
-    """Full-resolution ab (B, 2, H, W) for lightness (B, 1, H, W) in [0, 100].
-
-    With ``state`` (a dict kept across the frames of a stack) and ``temporal`` > 0, ab is
-    smoothed with the previous frame's (:func:`.temporal.smooth_ab`).
-    """
-    logits, _ = predict_logits(model, l_full, hint_ab, hint_mask)
-    ab_low = model.decode(logits, temperature, hinted=hint_mask is not None and bool(hint_mask.any()))
-    l_low = F.interpolate(l_full, size=ab_low.shape[-2:], mode="area")
-    ab = guided_upsample(ab_low, l_low, l_full)
-    # smoothed at full resolution: the guided filter passes each frame's sensor noise in L into ab
-    return smooth_ab(state, "whole", ab, l_full, temporal)
-
-
 def plane_lightness(plane: np.ndarray) -> np.ndarray:
     """L* (H, W) in [0, 100] of a 2D gray plane (any dtype) or an RGB (H, W, 3) plane."""
     if plane.ndim == 3:
@@ -109,28 +83,82 @@ def plane_lightness(plane: np.ndarray) -> np.ndarray:
     return gray_to_l(to_unit_range(plane))
 
 
-def colorize_plane(model: Colorizer, plane: np.ndarray, points=None, colors=None,
-                   temperature: float | None = None, *, state: dict | None = None,
-                   temporal: float = 0.0) -> np.ndarray:
-    """Colorize one 2D plane (gray, or RGB whose L is used): float32 RGB (H, W, 3) in [0, 1].
+def mid_factor(shape: tuple[int, int], working_size: int) -> int:
+    """Cell size of the block-mean lightness the whole-plane pass starts from: 1 up to four times
+    the working size, so the network's view of small planes comes straight from full resolution."""
+    return max(1, max(shape) // (4 * working_size))
 
-    The whole plane is resized to the model's working size. ``state`` and ``temporal`` smooth
-    chroma across consecutive planes of a stack (see :func:`predict_ab`).
+
+@torch.inference_mode()
+def whole_field(model: Colorizer, l_mid: np.ndarray, shape: tuple[int, int], unit: UnitMap, points=None,
+                colors=None, temperature: float | None = None, l_at=None) -> ChromaField:
+    """Global pass of whole-plane colorization: the network at its working size on the plane.
+
+    Parameters
+    ----------
+    model : Colorizer
+    l_mid : ndarray (h, w)
+        Block-mean lightness of the plane (:func:`.chroma.read_lightness` at
+        :func:`mid_factor`); the network's input and the guide's low-resolution lightness.
+    shape : (int, int)
+        The plane's height and width.
+    unit : UnitMap
+        The plane's intensity normalisation.
+    points, colors : arrays, optional
+        Hints (N, 2) row, column and (N, 3) RGB in [0, 1].
+    l_at : callable, optional
+        ``l_at(rows, cols)`` gives full-resolution L at those pixels; needed with hints.
     """
-    l_np = plane_lightness(plane)
-    shape = l_np.shape
     pts, cols, _ = check_hints(points, colors, shape)
-    l_full = torch.from_numpy(np.ascontiguousarray(l_np))[None, None]
     hw = work_shape(shape, model.working_size)
     hint_ab, mask = rasterize_hints(pts, cols, shape, hw)
-    ab = predict_ab(model, l_full, hint_ab, mask, temperature, state, temporal)
+    l_t = torch.from_numpy(np.ascontiguousarray(l_mid, np.float32))[None, None]
+    logits, _ = predict_logits(model, l_t, hint_ab, mask, hw=hw)
+    ab_low = model.decode(logits, temperature, hinted=bool(mask.any()))
+    l_low = F.interpolate(l_t, size=ab_low.shape[-2:], mode="area")
+    fld = ChromaField(tuple(shape), unit)
+    a, b = fit(ab_low, l_low, GUIDE_RADIUS, GUIDE_EPS)
+    fld.add(a[0].numpy(), b[0].numpy(), (ab_low.shape[-2] / shape[0], ab_low.shape[-1] / shape[1]))
     if len(pts) and model.hint_reach > 0:
-        ab = refine_with_hints(l_full, ab, pts, rgb_to_lab(cols.reshape(-1, 1, 3))[:, 0, 1:],
-                               model.hint_reach)
-    lab = torch.cat([l_full, ab], dim=1)[0]
-    with torch.inference_mode():
-        rgb = lab_to_rgb_in_gamut(lab)
-    return rgb.permute(1, 2, 0).numpy().astype(np.float32, copy=False)
+        r, c = hint_pixels(pts, shape)
+        l_pts = np.asarray(l_at(r, c), np.float32).reshape(-1)
+        now = [fld.ab(torch.tensor([[v]]), int(y), int(x))[:, 0, 0].numpy() for v, y, x in zip(l_pts, r, c)]
+        resid = rgb_to_lab(cols.reshape(-1, 1, 3))[:, 0, 1:] - np.stack(now)
+        fld.add(*hint_correction(l_mid, shape, pts, resid, model.hint_reach))
+    return fld
+
+
+def colorize_plane(model: Colorizer, plane: np.ndarray, points=None, colors=None,
+                   temperature: float | None = None, *, state: dict | None = None,
+                   temporal: float = 0.0, write=None) -> np.ndarray | None:
+    """Colorize one 2D plane (gray, or RGB whose L is used): float32 RGB (H, W, 3) in [0, 1].
+
+    The whole plane is reduced to the model's working size. ``state`` (a dict kept across the
+    planes of a stack) and ``temporal`` > 0 smooth chroma with the previous plane's
+    (:func:`.temporal.smooth_ab`). With ``write`` (as :func:`.chroma.write_field` takes), the
+    result goes there piece by piece and None is returned.
+    """
+    plane = np.asarray(plane)
+    shape = tuple(plane.shape[:2])
+    unit = UnitMap(plane)
+    q = mid_factor(shape, model.working_size)
+    l_mid = read_lightness(plane, unit, q)
+    fld = whole_field(model, l_mid, shape, unit, points, colors, temperature,
+                      l_at=lambda r, c: unit.lightness(plane[r, c]))
+    if state is None or temporal <= 0:
+        if write is not None:
+            for _ in write_field(fld, plane, write):
+                pass
+            return None
+        return fld.rgb(plane, lightness=l_mid if q == 1 else None)
+    l_full = fld.lightness(plane) if q > 1 else torch.from_numpy(l_mid)
+    # smoothed at full resolution: the guided filter passes each frame's sensor noise in L into ab
+    ab = smooth_ab(state, "whole", fld.ab(l_full, 0, 0)[None], l_full[None, None], temporal)[0]
+    rgb = to_rgb(l_full, ab)
+    if write is None:
+        return rgb
+    write(slice(None), slice(None), rgb)
+    return None
 
 
 def validate_image(image, rgb: bool | None = None) -> bool:

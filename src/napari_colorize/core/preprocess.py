@@ -11,9 +11,10 @@ import numpy as np
 from skimage import color as skcolor
 from skimage import filters, transform
 
-from ._planes import check_image, check_not_constant, is_dask, map_planes
+from .arrays import check_finite
 from .color import to_unit_range
 from .errors import InputError
+from .planes import check_image, check_not_constant, is_dask, map_planes
 
 GRAY_METHODS = ("lab", "luma709", "mean")
 
@@ -21,8 +22,7 @@ GRAY_METHODS = ("lab", "luma709", "mean")
 def _float_plane(plane: np.ndarray) -> np.ndarray:
     plane = np.asarray(plane)
     if plane.dtype.kind == "f":
-        if not np.isfinite(plane).all():
-            raise InputError("The image contains NaN or infinite values; replace them first.")
+        check_finite(plane)
         return plane.astype(np.float32, copy=False)
     return plane.astype(np.float32)
 

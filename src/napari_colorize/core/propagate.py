@@ -90,47 +90,75 @@ def propagate(l_chan: np.ndarray, mask: np.ndarray, values: np.ndarray,
     return out.reshape(h, w, -1).astype(np.float32)
 
 
-def refine_with_hints(l_full, ab_full, points: np.ndarray, hint_ab: np.ndarray,
-                      reach: float = 1e-3, max_side: int = 320):
-    """Correct chroma so that it matches the hints at their pixels, edge-aware, fading with distance.
+def hint_pixels(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns (int arrays) of the pixels hint points fall on."""
+    h, w = shape
+    r = np.clip(np.floor(points[:, 0] + 0.5), 0, h - 1).astype(int)
+    c = np.clip(np.floor(points[:, 1] + 0.5), 0, w - 1).astype(int)
+    return r, c
+
+
+def hint_correction(l_src: np.ndarray, shape: tuple[int, int], points: np.ndarray, resid: np.ndarray,
+                    reach: float = 1e-3, max_side: int = 320):
+    """Chroma correction that makes hint pixels match, as a guided-filter term ``(A, B, scale)``.
 
     The residual (hint minus current chroma at each hint pixel) is propagated with
-    :func:`propagate` (prior zero, weight ``reach``) over lightness scaled to a longest side of
-    at most ``max_side``, brought back to full resolution by the lightness-guided upsampling,
-    and added: a hint recolors its object and stops at its edges.
+    :func:`propagate` (prior zero, weight ``reach``) over lightness reduced to a longest side of
+    at most ``max_side``; the lightness-guided fit brings it back to any resolution
+    (:class:`.chroma.ChromaField`), so a hint recolors its object and stops at its edges.
 
     Parameters
     ----------
-    l_full : Tensor (1, 1, H, W)
-        Lightness L* in [0, 100].
-    ab_full : Tensor (1, 2, H, W)
-        Current chroma (e.g. the network's).
+    l_src : ndarray (h, w)
+        Lightness L* in [0, 100] of the plane, at full resolution or block-mean reduced.
+    shape : (int, int)
+        Full-resolution height and width of the plane.
     points : ndarray (N, 2)
-        Hint pixels (row, column) inside the image.
-    hint_ab : ndarray (N, 2)
-        Their chroma.
+        Hint pixels (row, column) inside the plane.
+    resid : ndarray (N, 2)
+        Hint chroma minus the current chroma at those pixels.
     """
     import torch
     import torch.nn.functional as F
 
-    from .inference import guided_upsample
+    from .chroma import fit
 
-    h, w = l_full.shape[-2:]
-    if len(points) == 0:
-        return ab_full
+    h, w = shape
     s = min(1.0, max_side / max(h, w))
     hw = (max(2, round(h * s)), max(2, round(w * s)))
-    l_low = F.interpolate(l_full, size=hw, mode="area") if hw != (h, w) else l_full
-    r = np.clip(np.floor(points[:, 0] + 0.5), 0, h - 1).astype(int)
-    c = np.clip(np.floor(points[:, 1] + 0.5), 0, w - 1).astype(int)
-    resid = np.asarray(hint_ab, np.float32) - ab_full[0, :, r, c].T.numpy()
+    l_t = torch.from_numpy(np.ascontiguousarray(l_src, np.float32))[None, None]
+    l_low = l_t if tuple(l_src.shape) == hw else F.interpolate(l_t, size=hw, mode="area")
+    r, c = hint_pixels(points, shape)
     rl = np.minimum((r * hw[0]) // h, hw[0] - 1)
     cl = np.minimum((c * hw[1]) // w, hw[1] - 1)
     mask = np.zeros(hw, bool)
     values = np.zeros((*hw, 2), np.float32)
     mask[rl, cl] = True
     values[rl, cl] = resid  # the last of several hints on one low-resolution pixel wins
-    low = propagate(l_low[0, 0].numpy(), mask, values, np.zeros_like(values), reach)
-    low_t = torch.from_numpy(low).permute(2, 0, 1)[None]
-    up = low_t if hw == (h, w) else guided_upsample(low_t, l_low, l_full)
-    return ab_full + up
+    low = propagate(l_low[0, 0].numpy(), mask, values, np.zeros_like(values), reach).transpose(2, 0, 1)
+    if hw == (h, w):
+        return np.zeros_like(low), low, (1.0, 1.0)
+    a, b = fit(torch.from_numpy(np.ascontiguousarray(low))[None], l_low)
+    return a[0].numpy(), b[0].numpy(), (hw[0] / h, hw[1] / w)
+
+
+def refine_with_hints(l_full, ab_full, points: np.ndarray, hint_ab: np.ndarray,
+                      reach: float = 1e-3, max_side: int = 320):
+    """``ab_full`` (1, 2, H, W) corrected by :func:`hint_correction` so that it matches the hints.
+
+    ``l_full`` (1, 1, H, W) is L* in [0, 100]; ``points`` (N, 2) the hint pixels and ``hint_ab``
+    (N, 2) their chroma.
+    """
+    from .chroma import resample
+
+    h, w = l_full.shape[-2:]
+    if len(points) == 0:
+        return ab_full
+    r, c = hint_pixels(points, (h, w))
+    resid = np.asarray(hint_ab, np.float32) - ab_full[0, :, r, c].T.numpy()
+    a, b, scale = hint_correction(l_full[0, 0].numpy(), (h, w), points, resid, reach, max_side)
+    rows, cols = (0, h), (0, w)
+    import torch
+
+    up = resample(torch.from_numpy(a), rows, cols, scale) * (l_full[0] / 100.0)
+    return ab_full + (up + resample(torch.from_numpy(b), rows, cols, scale))[None]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .arrays import check_number, is_dask
+from .arrays import check_finite, check_number, is_dask
 from .color import rgb_to_lab, to_unit_range
 from .errors import InputError
 from .model import annealed_mean, soft_encode, split_output
@@ -55,8 +55,7 @@ def _reference_lab(reference) -> np.ndarray:
     step = max(1, int(np.ceil(max(shape[:2]) / REFERENCE_SIDE)))
     view = reference[::step, ::step, :3]
     view = np.asarray(view.compute() if is_dask(view) else view)
-    if view.dtype.kind == "f" and not np.isfinite(view).all():
-        raise InputError("reference has NaN or infinite values")
+    check_finite(view, "reference")
     return rgb_to_lab(to_unit_range(view).astype(np.float32))
 
 

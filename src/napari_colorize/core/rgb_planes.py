@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from .arrays import check_finite
 from .errors import InputError
+from .planes import check_image
 
 # Float RGB a hair outside [0, 1] (resampling, rounding) is clipped; beyond this it is rejected,
 # because 0-255 data stored as float would otherwise be silently clipped to white.
@@ -41,17 +43,9 @@ def check_rgb(image, name: str = "image"):
         other than integers and floats.
     """
     arr = _lazy(image, name)
-    shape = tuple(arr.shape)
-    if len(shape) >= 3 and shape[-1] == 4:
-        raise InputError(f"The {name} is RGBA (shape {shape}); drop the alpha channel first.")
-    if len(shape) < 3 or shape[-1] != 3:
-        raise InputError(f"The {name} must be RGB with a trailing channel axis of 3, shape (..., H, W, 3); "
-                         f"got shape {shape}.")
-    if 0 in shape:
-        raise InputError(f"The {name} is empty (shape {shape}).")
-    dtype = np.dtype(arr.dtype)
-    if dtype.kind not in "uif":  # bool is kind "b"
-        raise InputError(f"The {name} has pixel type {dtype}; expected integers or floats.")
+    if np.dtype(arr.dtype).kind == "b":  # a mask is not a color image, though check_image reads it
+        raise InputError(f"The {name} has pixel type bool; expected integers or floats.")
+    check_image(arr, rgb=True, need_rgb=True, what=name, values=False)
     return arr
 
 
@@ -74,8 +68,7 @@ def rgb01(plane, name: str = "image") -> np.ndarray:
                              "Convert it to uint8 or uint16 first.")
         return arr.astype(np.float64) / 255.0
     arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise InputError(f"The {name} contains NaN or infinite values; replace them first.")
+    check_finite(arr, name)
     lo, hi = float(arr.min()), float(arr.max())
     if lo < -FLOAT_SLACK or hi > 1.0 + FLOAT_SLACK:
         raise InputError(f"The {name} is float with values from {lo:.4g} to {hi:.4g}; float RGB must lie in "

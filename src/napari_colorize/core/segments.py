@@ -13,11 +13,11 @@ from scipy.cluster.vq import kmeans2
 from skimage import color as skcolor
 from skimage import segmentation
 
-from ._gen import drain
-from ._planes import check_image, check_not_constant, iter_planes, map_planes
 from .color import to_unit_range
 from .edges import plane_gradient
 from .errors import InputError
+from .gen import drain
+from .planes import check_image, check_not_constant, iter_planes, map_planes
 
 SPACES = {"lab": ("L*", "a*", "b*"), "hsv": ("H", "S", "V"), "ycbcr": ("Y", "Cb", "Cr")}
 METHODS = ("slic", "felzenszwalb", "watershed", "kmeans")

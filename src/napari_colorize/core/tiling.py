@@ -3,9 +3,10 @@
 The network sees the plane downsampled by a fixed integer factor, in overlapping windows whose
 margins exceed its receptive field, so every output pixel is computed from the same context it
 would have in one huge pass. Low-resolution chroma of neighbouring windows is blended with
-raised-cosine weights that sum to one; full-resolution output is then produced strip by strip by
-the lightness-guided upsampling, and written into ``out`` (an array, memmap or zarr array) as
-soon as no later window can change it. Only one row of windows is held in memory at a time.
+raised-cosine weights that sum to one, and the lightness-guided fit of the whole plane is kept
+(:class:`.chroma.ChromaField`, 1/16 of a float RGB plane at the default scale). Full-resolution
+output is then produced band by band and written into ``out`` (an array, memmap or zarr array);
+the input is read one band of window rows, then one output piece, at a time.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import gray_to_l, intensity_range, lab_to_rgb_in_gamut, rgb_to_lab, stretch
+from .chroma import ChromaField, UnitMap, bands, fit_coefficients, write_field
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
-from .inference import guided_upsample, work_shape
+from .inference import work_shape
 from .model import encode_input
 from .modelfile import Colorizer
 from .temporal import smooth_ab
@@ -28,8 +29,7 @@ from .temporal import smooth_ab
 DEFAULT_TILE = 512  # network pixels per window side
 DEFAULT_DOWNSAMPLE = 2  # image pixels per network pixel in tiled mode
 BLEND = 32  # network pixels over which neighbouring windows cross-fade
-HALO = 4  # low-resolution pixels the guided filter and bilinear upsampling reach beyond a strip
-_STRIP_PIXELS = 2_000_000  # full-resolution pixels per output piece (bounds the working memory)
+_STRIP_PIXELS = 1 << 21  # full-resolution pixels read at once in the global pass (bounds its memory)
 
 _RADIUS: dict[int, int] = {}
 
@@ -108,44 +108,25 @@ def _reflect(idx: np.ndarray, n: int) -> np.ndarray:
     return np.where(m < n, m, period - m)
 
 
-class UnitMap:
-    """One intensity normalisation for a whole plane, so that every tile maps gray values alike.
-
-    Follows :func:`.color.to_unit_range`, with statistics from a strided subsample of big planes
-    so that they cost bounded memory.
-    """
-
-    def __init__(self, plane, max_pixels: int = 4_000_000):
-        dtype = np.dtype(plane.dtype)
-        self.lut = None
-        if dtype == np.uint8 and len(plane.shape) == 2:
-            # L* of gray uint8 by table: the per-pixel cube roots are costly
-            self.lut = gray_to_l(np.arange(256, dtype=np.float32) / 255.0)
-        h, w = plane.shape[:2]
-        # uint8 and bool have fixed ranges: no need to read a sample of the plane
-        s = max(1, int(math.ceil(math.sqrt(h * w / max_pixels))))
-        sample = np.zeros(1, dtype) if dtype.kind == "b" or dtype == np.uint8 else np.asarray(plane[::s, ::s])
-        self.lo, self.hi = intensity_range(sample, dtype)
-
-    def __call__(self, block: np.ndarray) -> np.ndarray:
-        arr = np.asarray(block)
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise InputError("The image contains NaN or infinite values; replace them first.")
-        return stretch(arr, self.lo, self.hi)
-
-
-def _read_l(plane, unit: UnitMap, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
-    """Lightness (1, 1, y1-y0, x1-x0) of an image window, mirrored beyond the plane's edges."""
+def _read_l(plane, unit: UnitMap, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """Lightness (y1-y0, x1-x0) of an image window, mirrored beyond the plane's edges."""
     h, w = plane.shape[:2]
     ys, xs = _reflect(np.arange(y0, y1), h), _reflect(np.arange(x0, x1), w)
     ya, yb, xa, xb = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    if unit.lut is not None:
-        lum = unit.lut[np.asarray(plane[ya:yb, xa:xb])[np.ix_(ys - ya, xs - xa)]]
-        return torch.from_numpy(np.ascontiguousarray(lum))[None, None]
-    block = unit(plane[ya:yb, xa:xb])
-    block = block[np.ix_(ys - ya, xs - xa)]
-    lum = rgb_to_lab(block)[..., 0] if block.ndim == 3 else gray_to_l(block)
-    return torch.from_numpy(np.ascontiguousarray(lum, dtype=np.float32))[None, None]
+    lum = unit.lightness(plane[ya:yb, xa:xb])
+    return lum[np.ix_(ys - ya, xs - xa)]
+
+
+def _read_net(plane, unit: UnitMap, y0: int, y1: int, x0: int, x1: int, k: int) -> torch.Tensor:
+    """Lightness at the network's scale (1, 1, (y1-y0)/k, (x1-x0)/k) of a band of the plane, read
+    in pieces of bounded size and mirrored beyond its edges (one read per piece, also for dask)."""
+    piece = max(8 * k, (_STRIP_PIXELS // max(1, (y1 - y0))) // (8 * k) * (8 * k))
+    parts = []
+    for xa in range(x0, x1, piece):
+        xb = min(x1, xa + piece)
+        lum = torch.from_numpy(np.ascontiguousarray(_read_l(plane, unit, y0, y1, xa, xb), np.float32))
+        parts.append(F.avg_pool2d(lum[None, None], k) if k > 1 else lum[None, None])
+    return torch.cat(parts, dim=3)
 
 
 @torch.inference_mode()
@@ -159,9 +140,7 @@ def plane_context(model: Colorizer, plane, unit: UnitMap) -> torch.Tensor | None
         return None
     h, w = plane.shape[:2]
     s = max(1, min(h, w) // (4 * model.working_size))
-    sample = np.asarray(plane[::s, ::s])
-    block = unit(sample)
-    lum = rgb_to_lab(block)[..., 0] if block.ndim == 3 else gray_to_l(block)
+    lum = unit.lightness(np.asarray(plane[::s, ::s]))
     l_full = torch.from_numpy(np.ascontiguousarray(lum, dtype=np.float32))[None, None]
     hw = work_shape(tuple(l_full.shape[-2:]), model.working_size)
     l_work = F.interpolate(l_full, size=hw, mode="area")
@@ -173,7 +152,8 @@ def iter_tiled(model: Colorizer, plane, write: Callable[[slice, slice, np.ndarra
                colors=None, temperature: float | None = None, *, downsample: int = DEFAULT_DOWNSAMPLE,
                tile: int | None = DEFAULT_TILE, state: dict | None = None,
                temporal: float = 0.0) -> Iterator[tuple[int, int]]:
-    """Colorize a plane window row by window row, yielding ``(rows_done, rows_total)``.
+    """Colorize a plane: the global pass window row by window row, then the full-resolution pass
+    band by band; yields ``(steps_done, steps_total)`` (see :func:`tiled_steps`).
 
     Parameters
     ----------
@@ -183,6 +163,42 @@ def iter_tiled(model: Colorizer, plane, write: Callable[[slice, slice, np.ndarra
         being worked on are read.
     write : callable
         ``write(rows, cols, rgb)`` stores a finished float32 RGB piece of the output.
+    points, colors, temperature, downsample, tile, state, temporal :
+        As for :func:`tiled_field`.
+    """
+    total = tiled_steps(model, plane.shape[:2], downsample, tile)
+    fld = yield from _steps(tiled_field(model, plane, points, colors, temperature, downsample=downsample,
+                                        tile=tile, state=state, temporal=temporal), 0, total)
+    yield from _steps(write_field(fld, plane, write), total - len(bands(plane.shape[0])), total)
+
+
+def _steps(gen, offset: int, total: int):
+    """Re-number a step generator's yields onto a longer count; returns its result."""
+    while True:
+        try:
+            done, _ = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield offset + done, total
+
+
+def tiled_steps(model: Colorizer, shape, downsample: int = DEFAULT_DOWNSAMPLE, tile: int | None = DEFAULT_TILE) -> int:
+    """Steps :func:`iter_tiled` yields for a plane of ``shape``: window rows plus output bands."""
+    f = 2 * int(downsample)
+    return len(axis_windows(2 * -(-shape[0] // f), tile_geometry(model, tile))) + len(bands(shape[0]))
+
+
+def tiled_field(model: Colorizer, plane, points=None, colors=None, temperature: float | None = None, *,
+                downsample: int = DEFAULT_DOWNSAMPLE, tile: int | None = DEFAULT_TILE, state: dict | None = None,
+                temporal: float = 0.0, unit: UnitMap | None = None):
+    """Global pass of tiled colorization; a generator yielding ``(rows_done, rows_total)`` per row of
+    windows and returning the plane's :class:`.chroma.ChromaField`.
+
+    Parameters
+    ----------
+    model : Colorizer
+    plane : array-like (H, W) or (H, W, 3)
+        Gray or RGB plane; read one band of window rows at a time.
     points, colors : arrays, optional
         Hints, (N, 2) row, column in plane pixels and (N, 3) RGB in [0, 1].
     temperature : float, optional
@@ -193,6 +209,8 @@ def iter_tiled(model: Colorizer, plane, write: Callable[[slice, slice, np.ndarra
         result at the same scale).
     state, temporal :
         Per-stack memory and strength of temporal smoothing (:func:`.temporal.smooth_ab`).
+    unit : UnitMap, optional
+        The plane's intensity normalisation, if already known.
     """
     k = int(downsample)
     if k < 1:
@@ -202,32 +220,23 @@ def iter_tiled(model: Colorizer, plane, write: Callable[[slice, slice, np.ndarra
     f = 2 * k  # image pixels per low-resolution (network output) pixel
     hl, wl = -(-h // f), -(-w // f)  # the plane is mirrored up to a multiple of f
     pts, cols, _ = check_hints(points, colors, (h, w))
-    unit = UnitMap(plane)
+    unit = UnitMap(plane) if unit is None else unit
     context = plane_context(model, plane, unit)
     rows, cols_w = axis_windows(2 * hl, geo), axis_windows(2 * wl, geo)
     ramps_x = [_ramp(sx // 2, geo) for _, sx in cols_w]
-
-    # running sums over low-resolution rows [base, base + len)
-    acc = np.zeros((2, 0, wl), np.float32)
-    wsum = np.zeros((0, wl), np.float32)
-    base = 0
-    done_lo = 0  # low-resolution rows already written out
-    rows_lo = (geo["step"] // 2 if geo["step"] else hl) + 2 * HALO  # low-res rows written at once
-    strip_w = min(wl, max(16, _STRIP_PIXELS // (f * f * rows_lo)))
-
+    bx0, bx1 = cols_w[0][0], cols_w[-1][0] + cols_w[-1][1]  # network columns of a band
+    acc = np.zeros((2, hl, wl), np.float32)
+    wsum = np.zeros((hl, wl), np.float32)
+    l_low = np.zeros((hl, wl), np.float32)
     for i, (oy, sy) in enumerate(rows):
+        band = _read_net(plane, unit, oy * k, (oy + sy) * k, bx0 * k, bx1 * k, k)
         ly0, ly1 = oy // 2, (oy + sy) // 2
-        need = min(hl, ly1) - base
-        if need > acc.shape[1]:
-            grow = need - acc.shape[1]
-            acc = np.concatenate([acc, np.zeros((2, grow, wl), np.float32)], axis=1)
-            wsum = np.concatenate([wsum, np.zeros((grow, wl), np.float32)], axis=0)
+        ya, yb = max(ly0, 0), min(ly1, hl)
+        l_low[ya:yb] = F.avg_pool2d(band, 2)[0, 0, ya - ly0 : yb - ly0, -bx0 // 2 : -bx0 // 2 + wl].numpy()
         ramp_y = _ramp(sy // 2, geo)
         for j, (ox, sx) in enumerate(cols_w):
-            y0, x0 = oy * k, ox * k
-            l_win = _read_l(plane, unit, y0, y0 + sy * k, x0, x0 + sx * k)
-            l_net = F.avg_pool2d(l_win, k) if k > 1 else l_win
-            hint_ab, mask = _window_hints(pts, cols, y0, x0, sy * k, sx * k, (sy, sx))
+            l_net = band[..., ox - bx0 : ox - bx0 + sx]
+            hint_ab, mask = _window_hints(pts, cols, oy * k, ox * k, sy * k, sx * k, (sy, sx))
             with torch.inference_mode():
                 logits = model.net(encode_input(l_net, hint_ab, mask), context=context)
                 ab = model.decode(logits, temperature, hinted=len(pts) > 0)
@@ -235,25 +244,18 @@ def iter_tiled(model: Colorizer, plane, write: Callable[[slice, slice, np.ndarra
             ab = ab[0].numpy()
             wgt = ramp_y[:, None] * ramps_x[j][None, :]
             lx0 = ox // 2
-            # the part of this window inside the plane, in accumulator coordinates
-            # rows above ``base`` are already written; this window gives them zero weight anyway
-            ya, yb = max(ly0, base), min(ly1, hl)
-            xa, xb = max(lx0, 0), min(lx0 + sx // 2, wl)
+            xa, xb = max(lx0, 0), min(lx0 + sx // 2, wl)  # the part of this window inside the plane
             sub_w = wgt[ya - ly0 : yb - ly0, xa - lx0 : xb - lx0]
-            acc[:, ya - base : yb - base, xa:xb] += ab[:, ya - ly0 : yb - ly0, xa - lx0 : xb - lx0] * sub_w
-            wsum[ya - base : yb - base, xa:xb] += sub_w
-
-        last = i == len(rows) - 1
-        # rows below where the next window row starts to weigh in are final
-        final = hl if last else min(hl, (rows[i + 1][0] + geo["radius"]) // 2)
-        emit = final if last else max(done_lo, final - HALO)
-        if emit > done_lo:
-            ab_rows = acc[:, : final - base] / np.maximum(wsum[: final - base], 1e-6)
-            _upsample_rows(plane, unit, ab_rows, base, done_lo, emit, f, strip_w, write)
-            done_lo = emit
-            keep = max(0, done_lo - HALO) - base
-            acc, wsum, base = acc[:, keep:], wsum[keep:], base + keep
+            acc[:, ya:yb, xa:xb] += ab[:, ya - ly0 : yb - ly0, xa - lx0 : xb - lx0] * sub_w
+            wsum[ya:yb, xa:xb] += sub_w
         yield i + 1, len(rows)
+    acc /= np.maximum(wsum, 1e-6)[None]
+    del wsum
+    fld = ChromaField((h, w), unit)
+    a, b = fit_coefficients(acc, l_low, in_place=True)  # the blended chroma's memory becomes A
+    del acc, l_low
+    fld.add(a, b, (1.0 / f, 1.0 / f))
+    return fld
 
 
 def _window_hints(pts, cols, y0, x0, hh, ww, net_shape):
@@ -262,26 +264,6 @@ def _window_hints(pts, cols, y0, x0, hh, ww, net_shape):
     local = pts - np.array([y0, x0], np.float32)
     inside = (local[:, 0] >= -0.5) & (local[:, 0] < hh - 0.5) & (local[:, 1] >= -0.5) & (local[:, 1] < ww - 0.5)
     return rasterize_hints(local[inside], cols[inside], (hh, ww), net_shape)
-
-
-def _upsample_rows(plane, unit, ab_rows, base, r0, r1, f, strip_w, write):
-    """Guided upsampling of low-resolution rows [r0, r1) to full resolution, piece by piece."""
-    h, w = plane.shape[:2]
-    hl, wl = base + ab_rows.shape[1], ab_rows.shape[2]
-    ya, yb = max(r0 - HALO, base), min(r1 + HALO, hl)
-    for c0 in range(0, wl, strip_w):
-        c1 = min(wl, c0 + strip_w)
-        xa, xb = max(c0 - HALO, 0), min(c1 + HALO, wl)
-        l_full = _read_l(plane, unit, ya * f, yb * f, xa * f, xb * f)
-        l_low = F.avg_pool2d(l_full, f)
-        ab_low = torch.from_numpy(np.ascontiguousarray(ab_rows[:, ya - base : yb - base, xa:xb]))[None]
-        with torch.inference_mode():
-            ab = guided_upsample(ab_low, l_low, l_full)
-            oy, ox = (r0 - ya) * f, (c0 - xa) * f
-            ny, nx = min((r1 - r0) * f, h - r0 * f), min((c1 - c0) * f, w - c0 * f)
-            lab = torch.cat([l_full, ab], dim=1)[0, :, oy : oy + ny, ox : ox + nx]
-            rgb = lab_to_rgb_in_gamut(lab).permute(1, 2, 0).numpy().astype(np.float32, copy=False)
-        write(slice(r0 * f, r0 * f + ny), slice(c0 * f, c0 * f + nx), rgb)
 
 
 def colorize_tiled(model: Colorizer, plane, points=None, colors=None, temperature: float | None = None,

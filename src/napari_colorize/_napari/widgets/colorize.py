@@ -1,7 +1,8 @@
-"""The Colorize dock: image, hint points, model, temperature; runs in a thread worker."""
+"""The Colorize dock: image, hints, reference, model, temperature; runs in a thread worker."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
@@ -12,17 +13,15 @@ from ...core.errors import ColorizeError
 from ...core.inference import validate_image
 from ...core.library import on_models_changed
 from ...core.modelfile import available_models, load
+from ...core.scribbles import palette
 from ..dock import Dock
+from ..hints import hint_layer_types, hints_from_layer, watch
 from ..jobs import colorize_job, preview_job
-from ..layers import (
-    current_index,
-    fov_crop,
-    hints_from_points,
-    image_data,
-    level_factor,
-    level_placement,
-    publish,
-)
+from ..layers import current_index, fov_crop, image_data, level_factor, level_placement, publish
+from .hint_tool import HintTool
+
+#: quiet time after a hint edit before colorizing again: short, so the result follows the hand
+DEBOUNCE_MS = 80
 
 
 def model_choices(_widget=None) -> list:
@@ -37,23 +36,49 @@ def mode_tooltip(model) -> str:
             f"auto: whole up to {model.tile_above} px, tiled above")
 
 
-class ColorizeWidget(Dock):
-    """Colorize an image layer, steered by a Points layer whose face colors are hints.
+def rgb_layer_choices(viewer):
+    """Choices callback: "(none)", then the viewer's RGB image layers."""
+    from napari.layers import Image
 
-    The result goes to a new RGB layer ``<input> colorized`` with the input's scale and
-    translate; running again updates it. The input layer is never modified. For a multiscale
-    layer, "Level" picks the pyramid level colorized; "Preview field of view" quickly colorizes
-    just the visible part of the current plane at screen resolution into ``<input> preview``.
+    def choices(_widget=None):
+        return [("(none)", None)] + [(layer.name, layer) for layer in viewer.layers
+                                     if isinstance(layer, Image) and layer.rgb]
+
+    return choices
+
+
+class ColorizeWidget(Dock):
+    """Colorize an image layer, steered by hints and a reference palette.
+
+    Hints are a Points layer (each point's face color), a Shapes layer (paths and outlines in
+    their edge color, filled shapes in their face color) or a Labels layer (each segment in its
+    label's color). Local hints recolor their object and stop at its edges; global hints make
+    their colors the palette of the whole image. A reference RGB layer lends its palette; with
+    an RGB input that is recoloring. The result goes to a new RGB layer ``<input> colorized``
+    (``recolored``) with the input's scale and translate; running again updates it unless the user
+    renamed it or "New layer each run" is ticked. The input layer is never modified. For a
+    multiscale layer, "Level" picks the pyramid level colorized; "Preview field of view" quickly
+    colorizes just the visible part of the current plane at screen resolution into ``<input> preview``.
     """
 
     def __init__(self, napari_viewer):
-        from napari.layers import Image, Points
+        from napari.layers import Image
         from superqt.utils import qdebounced
 
         super().__init__(napari_viewer, failure="Colorizing failed")
         self.image = self.layer_picker("Image", Image, tooltip="Image layer to colorize (gray or RGB)")
-        self.hints = self.layer_picker("Hint points", Points, optional="(none)",
-                                       tooltip="Points layer; each point's face color is a color hint")
+        self.hints = self.layer_picker("Hints", hint_layer_types(), optional="(none)",
+                                       tooltip="Points (face colors), Shapes (paths: edge color; filled "
+                                               "shapes: face color) or Labels (each label's color)")
+        self.tool = HintTool(self, lambda: self.hints.value, lambda: self.image.value, self._adopt)
+        self.scope = ComboBox(label="Hints act", choices=["local", "global"], value="local",
+                              tooltip="local: each hint recolors its object and stops at edges; "
+                                      "global: the hint colors become the palette of the whole image")
+        self.reference = ComboBox(label="Reference", choices=rgb_layer_choices(napari_viewer),
+                                  tooltip="An RGB layer whose palette the result takes (on an RGB "
+                                          "image: recoloring)")
+        self.strength = FloatSlider(label="Strength", min=0.0, max=4.0, step=0.1, value=0.5,
+                                    tooltip="Weight of the reference's colors (0: only its saturation)")
         self.model = ComboBox(label="Model", choices=model_choices,
                               tooltip="Bundled model or one you fine-tuned")
         self.temperature = FloatSlider(label="Temperature", min=0.05, max=1.0, step=0.01, value=0.4,
@@ -64,26 +89,31 @@ class ColorizeWidget(Dock):
         self.temporal = FloatSlider(label="Temporal", min=0.0, max=0.9, step=0.05, value=0.0,
                                     tooltip="Smooth colors along the first axis of a stack (0: off)")
         self.auto = CheckBox(text="Auto-update when hints change", value=False,
-                             tooltip="Colorize again whenever a hint point is added, moved or recolored")
+                             tooltip="Colorize again whenever a hint is added, moved, recolored or deleted")
+        self.new_each = CheckBox(text="New layer each run", value=False,
+                                 tooltip="Keep every result to compare (a renamed result is always kept)")
         self.run_btn = PushButton(text="Colorize", tooltip="Colorize the whole layer into '<image> colorized'")
         self.preview_btn = PushButton(text="Preview field of view",
                                       tooltip="Quickly colorize just the visible part of the current plane "
                                               "at screen resolution into '<image> preview'")
-        self.add(self.image, self.level, self.hints, self.model, self.temperature, self.mode, self.temporal,
-                 self.auto, self.row(self.run_btn, self.stop_btn), self.preview_btn, self.progress)
+        self.add(self.image, self.level, self.hints, self.tool.widget, self.scope, self.reference,
+                 self.strength, self.model, self.temperature, self.mode, self.temporal, self.auto, self.new_each,
+                 self.row(self.run_btn, self.stop_btn), self.preview_btn, self.progress)
         self.add_status()
         self.busy_while_running(self.run_btn, self.preview_btn)
 
         self._outputs: dict = {}
-        self._watched = None
+        self._unwatch = None
+        self._last_hints = None  # what the last run was given, so an edit that changes nothing is no run
         self._started = 0.0
         self.run_btn.changed.connect(lambda *_: self.run())
         self.preview_btn.changed.connect(lambda *_: self.preview())
         self.image.changed.connect(self._on_image)
+        self.reference.changed.connect(self._on_image)
         self.model.changed.connect(self._on_model)
         self.hints.changed.connect(self._watch_hints)
         self.auto.changed.connect(self._watch_hints)
-        self._debounced = qdebounced(self._on_hints_changed, timeout=400)
+        self._debounced = qdebounced(self._on_hints_changed, timeout=DEBOUNCE_MS)
         on_models_changed(self._refresh_models)
         self.reset_choices()
         self._on_model()
@@ -100,6 +130,12 @@ class ColorizeWidget(Dock):
     def _on_image(self, *_):
         self.level.reset_choices()
         self.level.enabled = len(self.level.choices) > 1
+        self.run_btn.text = "Recolor" if self._recoloring() else "Colorize"
+        self.strength.enabled = self.reference.value is not None
+
+    def _recoloring(self) -> bool:
+        layer = self.image.value
+        return bool(layer is not None and layer.rgb and self.reference.value is not None)
 
     # -- model list ------------------------------------------------------------------------------
     def _refresh_models(self):
@@ -117,20 +153,46 @@ class ColorizeWidget(Dock):
         self.temperature.value = model.temperature
         self.mode.tooltip = mode_tooltip(model)
 
-    # -- auto-update -----------------------------------------------------------------------------
+    # -- hints ---------------------------------------------------------------------------------
+    def _adopt(self, layer):
+        self.reset_choices()
+        self.hints.value = layer
+
     def _watch_hints(self, *_):
-        if self._watched is not None:
-            for name in ("data", "face_color"):
-                getattr(self._watched.events, name).disconnect(self._debounced)
-            self._watched = None
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         layer = self.hints.value
         if self.auto.value and layer is not None:
-            for name in ("data", "face_color"):
-                getattr(layer.events, name).connect(self._debounced)
-            self._watched = layer
+            self._unwatch = watch(layer, self._debounced)
+
+    def _steer(self, points, colors):
+        """Hint points, colors and reference palette from the hints and the dock's settings."""
+        ref = self.reference.value
+        ref_data = None if ref is None else (ref.data[-1] if ref.multiscale else ref.data)
+        if ref_data is not None and ref_data.ndim > 3:
+            ref_data = np.asarray(self.current_plane(ref, ref_data, True)[0])
+        if self.scope.value == "global" and colors is not None:
+            return None, None, palette(colors, ref_data)
+        return points, colors, ref_data
+
+    def _key(self, points, colors) -> tuple:
+        digest = hashlib.blake2b(digest_size=16)
+        for arr in (points, colors):
+            if arr is not None:
+                digest.update(np.ascontiguousarray(arr, np.float64).tobytes())
+        return digest.hexdigest(), self.scope.value
 
     def _on_hints_changed(self, *_):
-        if self.auto.value and self.image.value is not None:
+        source = self.image.value
+        if not self.auto.value or source is None:
+            return
+        try:
+            key = self._key(*hints_from_layer(self.hints.value, source))
+        except ColorizeError as exc:
+            self.error(str(exc))
+            return
+        if key != self._last_hints:  # selecting a point, say, announces a change that is none
             self.request_run()
 
     def rerun(self):
@@ -152,7 +214,9 @@ class ColorizeWidget(Dock):
                 data = data[..., :3]
                 self.info(f"'{source.name}' is RGBA: its alpha channel is ignored.")
             validate_image(data, rgb)
-            points, colors = hints_from_points(self.hints.value, source)
+            points, colors = hints_from_layer(self.hints.value, source)
+            self._last_hints = self._key(points, colors)
+            points, colors, ref = self._steer(points, colors)
             if points is not None and level:
                 points = points.copy()
                 points[:, -2:] = (points[:, -2:] + 0.5) / level_factor(source, level) - 0.5
@@ -162,11 +226,12 @@ class ColorizeWidget(Dock):
             return
         self._started = time.perf_counter()
         scale, translate = level_placement(source, level)
+        what = "recolored" if rgb and ref is not None else "colorized"
         self.start_job(colorize_job, data, rgb=rgb, points=points, colors=colors, model=model,
                        temperature=self.temperature.value, mode=self.mode.value,
-                       temporal=float(self.temporal.value), message=f"colorizing '{source.name}'...",
-                       on_result=lambda result, src=source: self._on_result(src, result, "colorized", scale,
-                                                                            translate))
+                       temporal=float(self.temporal.value), reference=ref,
+                       reference_strength=float(self.strength.value), message=f"colorizing '{source.name}'...",
+                       on_result=lambda result, src=source: self._on_result(src, result, what, scale, translate))
 
     def preview(self, *_):
         """Colorize just the visible part of the current plane, quickly, into ``<input> preview``."""
@@ -181,20 +246,21 @@ class ColorizeWidget(Dock):
             if rgb and crop.shape[-1] == 4:
                 crop = crop[..., :3]
             validate_image(crop, rgb)
-            points, colors = self._crop_hints(source, origin, step)
+            points, colors, ref = self._steer(*hints_from_layer(self.hints.value, source))
+            points, colors = self._crop_hints(source, points, colors, origin, step)
             model = load(self.model.value)
         except ColorizeError as exc:
             self.error(str(exc))
             return
         self._started = time.perf_counter()
         self.start_job(preview_job, crop, rgb=rgb, points=points, colors=colors, model=model,
-                       temperature=self.temperature.value, message=f"previewing '{source.name}'...",
+                       temperature=self.temperature.value, reference=ref,
+                       reference_strength=float(self.strength.value), message=f"previewing '{source.name}'...",
                        on_result=lambda result, src=source: self._on_result(src, result, "preview", scale,
                                                                             translate))
 
-    def _crop_hints(self, source, origin, step):
+    def _crop_hints(self, source, points, colors, origin, step):
         """Hints of the current plane in the coordinates of a field-of-view crop."""
-        points, colors = hints_from_points(self.hints.value, source)
         if points is None:
             return None, None
         if points.shape[1] > 2:
@@ -207,6 +273,7 @@ class ColorizeWidget(Dock):
     def _on_result(self, source, result, what, scale, translate):
         if result is None:
             return
-        publish(self._viewer, source, result, what, self._outputs, rgb=True, scale=scale, translate=translate)
-        verb = "previewed" if what == "preview" else "colorized"
+        publish(self._viewer, source, result, what, self._outputs, rgb=True, scale=scale, translate=translate,
+                new=bool(self.new_each.value) and what != "preview")
+        verb = "previewed" if what == "preview" else what
         self.status.value = f"{verb} '{source.name}' in {time.perf_counter() - self._started:.2f} s"

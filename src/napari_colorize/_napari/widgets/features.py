@@ -11,9 +11,9 @@ from magicgui.widgets import CheckBox, ComboBox, FloatSlider, FloatSpinBox, Push
 
 from ...core import edges as E
 from ...core import segments as S
-from ...core._planes import check_image
 from ...core.arrays import is_dask
 from ...core.errors import ColorizeError
+from ...core.planes import check_image
 from ..dock import Dock
 from ..layers import publish
 from .filters import limits, source_data

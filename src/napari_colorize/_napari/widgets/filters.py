@@ -18,9 +18,9 @@ from napari.viewer import Viewer
 from ...core import edges as E
 from ...core import preprocess as P
 from ...core import segments as S
-from ...core._planes import check_image
 from ...core.arrays import is_dask
 from ...core.errors import ColorizeError, InputError
+from ...core.planes import check_image
 from ..dock import one_line
 from ..layers import image_data, preferred_layer
 

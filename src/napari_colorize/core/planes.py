@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from .arrays import is_dask
+from .arrays import check_finite, is_dask
 from .errors import InputError
 
 
@@ -21,7 +21,8 @@ def infer_rgb(data, rgb: bool | None) -> bool:
     return data.ndim >= 3 and data.shape[-1] in (3, 4)
 
 
-def check_image(data, rgb: bool | None = None, *, need_rgb: bool = False, what: str = "image") -> bool:
+def check_image(data, rgb: bool | None = None, *, need_rgb: bool = False, what: str = "image",
+                values: bool = True) -> bool:
     """Check shape and dtype of an image (numpy or dask); return whether it is RGB.
 
     Raises
@@ -29,6 +30,7 @@ def check_image(data, rgb: bool | None = None, *, need_rgb: bool = False, what: 
     InputError
         For RGBA, a missing plane, fewer than 2 pixels along a plane axis, a non-numeric dtype,
         or (numpy input only; dask is checked plane by plane when computed) NaN or inf.
+        ``values=False`` skips that scan, for callers that check each plane as they read it.
     """
     if not hasattr(data, "shape") or not hasattr(data, "dtype"):
         data = np.asarray(data)
@@ -50,8 +52,8 @@ def check_image(data, rgb: bool | None = None, *, need_rgb: bool = False, what: 
         raise InputError(f"Unsupported pixel type {data.dtype}; expected integers, floats or booleans.")
     if need_rgb and not rgb:
         raise InputError(f"This step needs an RGB {what}; the chosen one is grayscale.")
-    if kind == "f" and not is_dask(data) and not np.isfinite(np.asarray(data)).all():
-        raise InputError(f"The {what} contains NaN or infinite values; replace them first.")
+    if values and not is_dask(data):
+        check_finite(data, what)
     return rgb
 
 

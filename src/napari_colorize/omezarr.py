@@ -1,0 +1,250 @@
+"""Multiscale OME-Zarr output (the ``ome-zarr`` package), written atomically.
+
+The result is written into a temporary folder beside the target, level by level (each level
+read back from the one before it, so no level is computed twice), and renamed into place once
+complete (:mod:`.core.atomic`). Channels come first, as OME-Zarr orders axes: RGB (H, W, 3)
+becomes (c, y, x), a stack (Z, H, W, 3) becomes (z, c, y, x).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .core.atomic import clean_stale, commit, remove, temp_path
+from .core.errors import InputError
+
+SUFFIX = ".ome.zarr"
+SMALLEST = 256  # levels are added until the longest side is at most this
+_LEAD_AXES = ("z", "t")  # names of leading axes, innermost first
+
+
+def is_ome_path(out) -> bool:
+    """Whether ``out`` is a path that names an OME-Zarr output (``*.ome.zarr``)."""
+    return isinstance(out, (str, os.PathLike)) and str(out).lower().rstrip("/\\").endswith(SUFFIX)
+
+
+def _import():
+    try:
+        import ome_zarr.writer  # noqa: F401
+        import zarr
+    except ImportError as exc:
+        raise InputError("Writing OME-Zarr needs the ome-zarr package: "
+                         "pip install 'napari-colorize[ome-zarr]'.") from exc
+    return zarr
+
+
+def check_target(path: Path) -> None:
+    """Refuse a target that is not a new path or an earlier zarr result (never a user's other files)."""
+    if not path.parent.is_dir():
+        raise InputError(f"The output folder '{path.parent}' does not exist.")
+    if path.exists() and not (path.is_dir() and any((path / n).exists() for n in ("zarr.json", ".zgroup"))):
+        raise InputError(f"'{path}' exists and is not an OME-Zarr result; name a new path as out.")
+
+
+def axes_for(ndim: int) -> list[str]:
+    """OME-Zarr axis names of a result with ``ndim`` axes (channel last in memory, first on disk)."""
+    n_lead = ndim - 3
+    if n_lead > len(_LEAD_AXES):
+        raise InputError(f"OME-Zarr output takes at most {len(_LEAD_AXES)} leading axes; got {n_lead}.")
+    return list(reversed(_LEAD_AXES[:n_lead])) + ["c", "y", "x"]
+
+
+def check_scale(scale, n_axes: int) -> tuple[float, ...]:
+    """Pixel sizes of the image's leading and spatial axes (napari's layer scale); ones when None."""
+    if scale is None:
+        return (1.0,) * n_axes
+    vals = tuple(float(v) for v in np.ravel(scale))
+    if len(vals) != n_axes or not all(np.isfinite(v) and v > 0 for v in vals):
+        raise InputError(f"scale needs {n_axes} positive pixel sizes (leading axes, then rows, columns); "
+                         f"got {scale!r}.")
+    return vals
+
+
+def _channels_first(arr):
+    return arr if arr.ndim < 3 else arr.transpose(tuple(range(arr.ndim - 3)) + (arr.ndim - 1, arr.ndim - 3,
+                                                                                arr.ndim - 2))
+
+
+def _to_dtype(rgb: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if np.issubdtype(dtype, np.integer):
+        return np.rint(np.clip(rgb, 0.0, 1.0) * float(np.iinfo(dtype).max)).astype(dtype)
+    return rgb.astype(dtype, copy=False)
+
+
+def _halve(arr):
+    """The next level: 2 x 2 means over rows and columns (an odd edge keeps its last row or column)."""
+    import dask.array as da
+
+    pads = [(0, 0)] * (arr.ndim - 2) + [(0, arr.shape[-2] % 2), (0, arr.shape[-1] % 2)]
+    if any(p[1] for p in pads):
+        arr = da.pad(arr, pads, mode="edge")
+    f = arr.astype(np.float32)
+    out = da.coarsen(np.mean, f, {arr.ndim - 2: 2, arr.ndim - 1: 2})
+    return out
+
+
+def write(result, path, *, dtype=None, scale=None, units: str | None = None,
+          chunk: int = 1024) -> Iterator[tuple[int, int]]:
+    """Write lazy RGB ``result`` (..., H, W, 3) as a multiscale OME-Zarr at ``path``.
+
+    Arguments are checked at once; the returned generator writes, yielding ``(done, total)`` per
+    band of level-0 rows (per plane for a stack) and per further level.
+
+    Parameters
+    ----------
+    result : dask array
+        float32 RGB in [0, 1].
+    path : str or path
+        The ``.ome.zarr`` folder to create (an earlier result there is replaced when done).
+    dtype : numpy dtype, optional
+        float32 (default), uint8 or uint16.
+    scale : sequence of float, optional
+        Pixel sizes of the leading and spatial axes (as napari's layer scale).
+    units : str, optional
+        Unit of the spatial pixel sizes, e.g. "micrometer".
+    """
+    zarr = _import()
+    path = Path(path)
+    check_target(path)
+    dt = np.dtype(np.float32 if dtype is None else dtype)
+    if dt not in (np.float32, np.uint8, np.uint16):
+        raise InputError(f"OME-Zarr output dtype must be float32, uint8 or uint16; got {dt}.")
+    axes = axes_for(result.ndim)
+    sizes = check_scale(scale, result.ndim - 1)
+    return _write(zarr, result, path, dt, axes, sizes, units, chunk)
+
+
+def _write(zarr, result, path: Path, dt, axes, sizes, units, chunk):
+    import dask.array as da
+    from ome_zarr.writer import write_multiscales_metadata
+
+    clean_stale(path.parent)
+    tmp = temp_path(path)
+    levels = 1
+    while max(result.shape[-3:-1]) / 2 ** (levels - 1) > SMALLEST:
+        levels += 1
+    h = result.shape[-3]
+    # a single plane in bands of chunk rows; a stack plane by plane, so each plane's global pass
+    # runs once (a band of a stack would run every plane's again)
+    lead = tuple(result.shape[:-3])
+    pieces = [(..., slice(r0, min(h, r0 + chunk)), slice(None)) for r0 in range(0, h, chunk)] if not lead \
+        else list(np.ndindex(*lead))
+    total = len(pieces) + levels - 1
+    try:
+        group = zarr.open_group(str(tmp), mode="w")
+        lead_chunks = (1,) * (result.ndim - 3)
+        level = _channels_first(result)
+        datasets = []
+        for i in range(levels):
+            shape = tuple(level.shape)
+            arr = group.create_array(str(i), shape=shape, dtype=dt,
+                                     chunks=lead_chunks + (1, min(chunk, shape[-2]), min(chunk, shape[-1])))
+            if i == 0:
+                for b, key in enumerate(pieces):
+                    arr[key] = _to_dtype(np.asarray(level[key].compute()), dt)
+                    yield b + 1, total
+            else:
+                da.to_zarr(da.map_blocks(_to_dtype, level, dt, dtype=dt), arr)
+                yield len(pieces) + i, total
+            f = 2.0 ** i
+            datasets.append({"path": str(i), "coordinateTransformations": [
+                {"type": "scale", "scale": list(sizes[:-2]) + [1.0, sizes[-2] * f, sizes[-1] * f]}]})
+            if i + 1 < levels:
+                prev = da.from_zarr(arr)
+                if dt.kind != "f":
+                    prev = prev.astype(np.float32) / float(np.iinfo(dt).max)
+                level = _halve(prev).rechunk(lead_chunks + (3, chunk, chunk))
+        unit_map = {a: units for a in ("y", "x")} if units else None
+        write_multiscales_metadata(group, datasets, axes=axes, axes_units=unit_map, name=path.name[: -len(SUFFIX)],
+                                   metadata={"omero": {"channels": [
+                                       {"label": n, "color": c, "window": {"min": 0.0, "max": _peak(dt),
+                                                                           "start": 0.0, "end": _peak(dt)}}
+                                       for n, c in (("red", "FF0000"), ("green", "00FF00"), ("blue", "0000FF"))],
+                                       "rdefs": {"model": "color"}}})
+        del group
+    except BaseException:
+        remove(tmp)
+        raise
+    commit(tmp, path)
+
+
+def _peak(dt: np.dtype) -> float:
+    return float(np.iinfo(dt).max) if dt.kind in "ui" else 1.0
+
+
+def open_ome(path, level: int = 0):
+    """A level of an OME-Zarr result as a read-only dask array in the in-memory layout (..., H, W, 3)."""
+    import dask.array as da
+
+    arr = da.from_zarr(str(Path(path) / str(level)))
+    n = arr.ndim
+    return arr.transpose(tuple(range(n - 3)) + (n - 2, n - 1, n - 3))
+
+
+def read_input(src: str | os.PathLike, max_pixels: int):
+    """An input of the command line as an array, and its pixel sizes where it has them.
+
+    OME-Zarr images give their full-resolution level (lazily) and its scale, a size-1 channel axis
+    dropped and three channels moved last (RGB); other zarr arrays are read lazily, image files
+    whole (:func:`napari_colorize.io.read_image`).
+    """
+    import dask.array as da
+
+    from .core.data import check_pixels
+    from .io import is_zarr, read_image
+
+    path = Path(src)
+    if not is_zarr(path):
+        return read_image(path, max_pixels), None
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    attrs = dict(node.attrs)
+    ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    if not ms:
+        arr = da.from_zarr(node) if hasattr(node, "shape") else None
+        if arr is None:
+            raise InputError(f"'{path}' is a zarr group without multiscales metadata; name one of its arrays.")
+        check_pixels(*arr.shape[-2:], path, max_pixels)
+        return arr, None
+    first = ms[0]["datasets"][0]
+    arr = da.from_zarr(node[first["path"]])
+    axes = [a["name"] if isinstance(a, dict) else a for a in ms[0].get("axes", [])] or list("tczyx"[-arr.ndim:])
+    scale = next((t["scale"] for t in first.get("coordinateTransformations", []) if t.get("type") == "scale"),
+                 [1.0] * arr.ndim)
+    if "c" in axes:
+        c = axes.index("c")
+        keep = [i for i in range(arr.ndim) if i != c]
+        if arr.shape[c] == 1:
+            arr = arr[tuple(0 if i == c else slice(None) for i in range(arr.ndim))]
+        elif arr.shape[c] == 3:
+            arr = da.moveaxis(arr, c, -1)
+        else:
+            raise InputError(f"'{path}' has {arr.shape[c]} channels; expected 1 (gray) or 3 (RGB).")
+        scale = [scale[i] for i in keep]
+    check_pixels(*(arr.shape[-3:-1] if arr.shape[-1] == 3 and "c" in axes else arr.shape[-2:]), path, max_pixels)
+    return arr, [float(v) for v in scale]
+
+
+def colorize_task(job: int, src: str, dst: str, model, temperature, max_pixels: int):
+    """Batch task: colorize one input into a uint8 OME-Zarr ``dst``; returns ``(job, error or None)``."""
+    import dask
+
+    from .api import colorize
+    from .batch_runner import OutputError, describe
+
+    try:
+        image, scale = read_input(src, max_pixels)
+        if image.ndim == 3 and image.shape[-1] == 4:
+            image = image[..., :3]  # alpha does not carry luminance
+        with dask.config.set(scheduler="threads"):  # chunks of this one input on this worker's threads
+            colorize(image, model=model, temperature=temperature, out=dst, dtype="uint8", scale=scale)
+    except OSError as exc:
+        raise OutputError(f"Cannot write '{dst}': {exc.strerror or exc}.") from None
+    except Exception as exc:  # noqa: BLE001 - one bad input must not end a batch
+        return job, describe(exc)
+    return job, None
