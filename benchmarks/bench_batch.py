@@ -51,7 +51,7 @@ def main() -> None:
 
     from distributed import Client, LocalCluster
 
-    from napari_colorize.io import colorize_files
+    from napari_colorize.batch.files import colorize_files
 
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp = Path(tmp)

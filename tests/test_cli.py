@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from skimage.color import rgb2lab
 
+from napari_colorize.batch.files import read_image
 from napari_colorize.cli import main
-from napari_colorize.io import read_image
 
 
 @pytest.fixture()

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
+from napari_colorize.batch.files import read_image
 from napari_colorize.cli import main
 from napari_colorize.core.ab_stats import ab_histogram
-from napari_colorize.io import read_image
 
 
 @pytest.fixture()

@@ -14,9 +14,10 @@ from .core.atomic import clean_stale, commit, remove, temp_path
 from .core.errors import InputError
 from .core.gen import drain
 from .core.hints import check_hints, float_array
-from .core.inference import colorize_plane, validate_image
+from .core.inference import colorize_plane
 from .core.lazy import colorize_dask
 from .core.modelfile import Colorizer, load
+from .core.planes import check_image
 from .core.reference import with_reference
 from .core.temporal import check_temporal
 from .core.tiling import DEFAULT_DOWNSAMPLE, DEFAULT_TILE, array_writer, iter_tiled, tile_geometry
@@ -165,7 +166,7 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
     image = _pick_level(image, level)
     if not hasattr(image, "shape") or not hasattr(image, "dtype"):
         raise InputError(f"Expected an array or a list of arrays; got {type(image).__name__}.")
-    is_rgb = validate_image(image, rgb)
+    is_rgb = check_image(image, rgb, values=False)
     shape = tuple(image.shape)
     spatial = shape[-3:-1] if is_rgb else shape[-2:]
     lead_shape = shape[:-3] if is_rgb else shape[:-2]

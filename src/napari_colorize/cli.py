@@ -24,8 +24,8 @@ def _progress(total: int | None, desc: str):
 
 # -- colorize -------------------------------------------------------------------------------
 def _cmd_colorize(args) -> int:
+    from .batch.files import check_temperature, colorize_files
     from .core.training import default_threads
-    from .io import check_temperature, colorize_files
 
     if args.scheduler and args.workers:
         raise ColorizeError("--workers sets local threads; with --scheduler the cluster has its workers.")
@@ -52,9 +52,9 @@ def _cmd_colorize(args) -> int:
 
 def _with_reference(args):
     """The model whose decoding follows the palette of the ``--reference`` photo."""
+    from .batch.files import read_image
     from .core.modelfile import load
     from .core.reference import with_reference
-    from .io import read_image
 
     ref = read_image(args.reference, args.max_pixels)
     if ref.ndim != 3 or ref.shape[-1] not in (3, 4):
@@ -68,8 +68,8 @@ def _cmd_demo(args) -> int:
     from skimage import data
 
     from .api import colorize, load_model
+    from .batch.files import write_image
     from .core.metrics import colorfulness, psnr
-    from .io import write_image
 
     out = Path(args.output)
     ref = data.astronaut().astype(np.float32) / 255.0
@@ -95,10 +95,10 @@ def _cmd_demo(args) -> int:
 def _cmd_evaluate(args) -> int:
     import itertools
 
+    from .batch.files import check_temperature
     from .core.data import iter_images
     from .core.evaluate import evaluate
     from .core.modelfile import load
-    from .io import check_temperature
 
     check_temperature(args.temperature)
     model = load(args.model)

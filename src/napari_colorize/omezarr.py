@@ -190,12 +190,12 @@ def read_input(src: str | os.PathLike, max_pixels: int):
 
     OME-Zarr images give their full-resolution level (lazily) and its scale, a size-1 channel axis
     dropped and three channels moved last (RGB); other zarr arrays are read lazily, image files
-    whole (:func:`napari_colorize.io.read_image`).
+    whole (:func:`napari_colorize.batch.files.read_image`).
     """
     import dask.array as da
 
+    from .batch.files import is_zarr, read_image
     from .core.data import check_pixels
-    from .io import is_zarr, read_image
 
     path = Path(src)
     if not is_zarr(path):
@@ -235,7 +235,7 @@ def colorize_task(job: int, src: str, dst: str, model, temperature, max_pixels: 
     import dask
 
     from .api import colorize
-    from .batch_runner import OutputError, describe
+    from .batch.runner import OutputError, describe
 
     try:
         image, scale = read_input(src, max_pixels)

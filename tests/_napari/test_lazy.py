@@ -46,3 +46,21 @@ def test_single_dask_layer_is_given_a_pyramid(gray_photo, tiny):
     assert len(levels) >= 2 and all(isinstance(lv, da.Array) for lv in levels)
     assert levels[0].shape[:2] == (3 * gray_photo.shape[0], 3 * gray_photo.shape[1])
     assert max(levels[-1].shape[:2]) <= 512 and 0 <= used < len(levels)
+
+
+def test_colorize_dock_gives_a_big_layer_a_lazy_result(colorize_dock, gray_photo, qtbot):
+    viewer, dock = colorize_dock
+    big = da.from_array(np.tile(gray_photo, (3, 3)), chunks=256)
+    src = viewer.add_image([big, big[::2, ::2]], multiscale=True, name="scan", scale=(2.0, 2.0))
+    dock.image.value = src
+    dock.run()
+    qtbot.waitUntil(lambda: dock._worker is None, timeout=60000)
+    out = viewer.layers["scan colorized"]
+    assert out.multiscale and all(isinstance(lv, da.Array) for lv in out.data)
+    assert tuple(out.scale) == (2.0, 2.0)
+    assert "global pass at level" in dock.status.value
+    first = out
+    dock.run()  # a re-run replaces its own result rather than piling up layers
+    qtbot.waitUntil(lambda: dock._worker is None, timeout=60000)
+    names = [ly.name for ly in viewer.layers]
+    assert names.count("scan colorized") == 1 and first not in viewer.layers

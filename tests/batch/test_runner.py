@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from napari_colorize.batch.files import read_image
 from napari_colorize.cli import main
-from napari_colorize.io import read_image
 
 
 def _images(folder, n=4, size=24, seed=0):
@@ -87,7 +87,7 @@ def test_read_only_output_folder(tmp_path, capsys):
 
 
 def test_full_disk_stops_the_batch_and_keeps_written_files(tmp_path, monkeypatch, capsys):
-    import napari_colorize.io as nio
+    import napari_colorize.batch.files as nio
 
     src = _images(tmp_path / "in")
     out = tmp_path / "out"

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from napari_colorize.batch.files import read_image
 from napari_colorize.cli import main
 from napari_colorize.core.atomic import TEMP_SUFFIX
 from napari_colorize.core.errors import InputError
-from napari_colorize.io import read_image
 
 
 def _images(folder, n=3, shape=(32, 48), seed=0):

@@ -16,6 +16,14 @@ from ..core.inspect import feature_maps, suggest_colors, uncertainty
 from ..core.metrics import ab_histogram, report_planes, summarize
 
 
+def lazy_job(data, model, temperature=None):
+    """The global pass of a lazy multiscale result: ``(levels, level used)``."""
+    from .lazy import lazy_multiscale
+
+    yield {"done": 0, "total": 1}
+    return lazy_multiscale(data, model, temperature=temperature)
+
+
 def colorize_job(data, *, rgb: bool, points=None, colors=None, model=None, temperature=None, mode="auto",
                  temporal=False, reference=None, reference_strength=0.5):
     """Colorize ``data`` step by step; dask data returns a lazy result at once."""

@@ -10,11 +10,10 @@ import torch.nn.functional as F
 
 from .chroma import GUIDE_EPS, GUIDE_RADIUS, ChromaField, UnitMap, fit, read_lightness, to_rgb, write_field
 from .color import gray_to_l, rgb_to_lab, to_unit_range
-from .errors import InputError
 from .hints import check_hints, rasterize_hints
 from .model import encode_input
 from .modelfile import Colorizer
-from .propagate import hint_correction, hint_pixels
+from .propagate import hint_correction, hint_pixels, propagate
 from .temporal import smooth_ab
 
 
@@ -89,6 +88,24 @@ def mid_factor(shape: tuple[int, int], working_size: int) -> int:
     return max(1, max(shape) // (4 * working_size))
 
 
+def local_hints(model: Colorizer, l_t, l_low, ab_hinted, mask, hw, temperature=None) -> torch.Tensor:
+    """The network's hinted chroma kept only where the hints reach; automatic chroma elsewhere.
+
+    The network spreads a hint's color by what it knows of objects, which can cross a strong
+    edge (a point on a face tinting the hair). Its change over the automatic result is weighted
+    by each pixel's edge-aware connection to the hints: the propagation of ones from the hint
+    pixels (:func:`.propagate.propagate`, pull ``hint_spread`` toward zero), so the change fades
+    with distance and stops at edges.
+    """
+    logits, _ = predict_logits(model, l_t, hw=hw)
+    ab_auto = model.decode(logits, temperature, hinted=False)
+    at = F.adaptive_max_pool2d(mask, ab_hinted.shape[-2:])[0, 0].numpy() > 0
+    reach = propagate(l_low[0, 0].numpy(), at, np.ones((*at.shape, 1), np.float32),
+                      np.zeros((*at.shape, 1), np.float32), model.hint_spread)
+    w = torch.from_numpy(np.clip(reach[..., 0], 0.0, 1.0))[None, None]
+    return ab_auto + w * (ab_hinted - ab_auto)
+
+
 @torch.inference_mode()
 def whole_field(model: Colorizer, l_mid: np.ndarray, shape: tuple[int, int], unit: UnitMap, points=None,
                 colors=None, temperature: float | None = None, l_at=None) -> ChromaField:
@@ -116,6 +133,8 @@ def whole_field(model: Colorizer, l_mid: np.ndarray, shape: tuple[int, int], uni
     logits, _ = predict_logits(model, l_t, hint_ab, mask, hw=hw)
     ab_low = model.decode(logits, temperature, hinted=bool(mask.any()))
     l_low = F.interpolate(l_t, size=ab_low.shape[-2:], mode="area")
+    if mask.any() and model.hint_spread > 0:
+        ab_low = local_hints(model, l_t, l_low, ab_low, mask, hw, temperature)
     fld = ChromaField(tuple(shape), unit)
     a, b = fit(ab_low, l_low, GUIDE_RADIUS, GUIDE_EPS)
     fld.add(a[0].numpy(), b[0].numpy(), (ab_low.shape[-2] / shape[0], ab_low.shape[-1] / shape[1]))
@@ -159,22 +178,3 @@ def colorize_plane(model: Colorizer, plane: np.ndarray, points=None, colors=None
         return rgb
     write(slice(None), slice(None), rgb)
     return None
-
-
-def validate_image(image, rgb: bool | None = None) -> bool:
-    """Check shape and values of an input image; returns whether the last axis is RGB."""
-    shape = tuple(image.shape)
-    if len(shape) == 0 or 0 in shape:
-        raise InputError(f"The image is empty (shape {shape}).")
-    if rgb is None:
-        rgb = len(shape) >= 3 and shape[-1] in (3, 4)
-    if rgb and shape[-1] == 4:
-        raise InputError(
-            "RGBA images are not supported: drop the alpha channel (image[..., :3]) first."
-        )
-    spatial = shape[-3:-1] if rgb else shape[-2:]
-    if len(spatial) < 2:
-        raise InputError(f"Expected a 2D image or a stack of 2D planes, got shape {shape}.")
-    if min(spatial) < 2:
-        raise InputError(f"The image is too small to colorize (planes of {spatial[0]} x {spatial[1]} pixels).")
-    return bool(rgb)

@@ -117,6 +117,15 @@ class Colorizer:
         return float(self.config.get("hint_reach", 1e-3))
 
     @property
+    def hint_spread(self) -> float:
+        """Pull of the network's hinted change back to its automatic chroma; 0 keeps it everywhere.
+
+        The larger, the closer to the hints (and never across strong edges) the change stays
+        (:func:`.inference.local_hints`).
+        """
+        return float(self.config.get("hint_spread", 0.0))
+
+    @property
     def temperature(self) -> float:
         return float(self.config.get("temperature", 0.4))
 

@@ -10,14 +10,15 @@ from magicgui.widgets import CheckBox, ComboBox, FloatSlider, PushButton
 
 from ...api import MODES
 from ...core.errors import ColorizeError
-from ...core.inference import validate_image
 from ...core.library import on_models_changed
 from ...core.modelfile import available_models, load
+from ...core.planes import check_image
 from ...core.scribbles import palette
 from ..dock import Dock
 from ..hints import hint_layer_types, hints_from_layer, watch
-from ..jobs import colorize_job, preview_job
+from ..jobs import colorize_job, lazy_job, preview_job
 from ..layers import current_index, fov_crop, image_data, level_factor, level_placement, publish
+from ..lazy import show_lazy_result
 from .hint_tool import HintTool
 
 #: quiet time after a hint edit before colorizing again: short, so the result follows the hand
@@ -207,13 +208,15 @@ class ColorizeWidget(Dock):
         if source is None:
             self.error("Choose an image layer to colorize.")
             return
+        if self._lazy_run(source):
+            return
         level = int(self.level.value or 0)
         try:
             data, rgb = image_data(source, level)
             if rgb and data.shape[-1] == 4:
                 data = data[..., :3]
                 self.info(f"'{source.name}' is RGBA: its alpha channel is ignored.")
-            validate_image(data, rgb)
+            check_image(data, rgb, values=False)
             points, colors = hints_from_layer(self.hints.value, source)
             self._last_hints = self._key(points, colors)
             points, colors, ref = self._steer(points, colors)
@@ -233,6 +236,38 @@ class ColorizeWidget(Dock):
                        reference_strength=float(self.strength.value), message=f"colorizing '{source.name}'...",
                        on_result=lambda result, src=source: self._on_result(src, result, what, scale, translate))
 
+    def _lazy_run(self, source) -> bool:
+        """A dask or multiscale 2D layer without hints gets a lazily computed multiscale result:
+        one global pass now, then napari computes only the tiles it shows. False otherwise."""
+        from ...core.arrays import is_dask
+
+        big = getattr(source, "multiscale", False) or is_dask(source.data)
+        if not big or source.ndim != 2 or self.hints.value is not None or self.reference.value is not None:
+            return False
+        try:
+            model = load(self.model.value)
+        except ColorizeError as exc:
+            self.error(str(exc))
+            return True
+        self._started = time.perf_counter()
+        self.start_job(lazy_job, source.data, model, temperature=self.temperature.value,
+                       message=f"global pass of '{source.name}'...",
+                       on_result=lambda result, src=source: self._on_lazy(src, result))
+        return True
+
+    def _on_lazy(self, source, result):
+        levels, used = result
+        key = (id(source), "colorized")
+        old, published = self._outputs.get(key, (None, None))
+        # as publish does: our own earlier result is replaced, a renamed one is kept
+        if old is not None and old in self._viewer.layers and old.name == published and not self.new_each.value:
+            self._viewer.layers.remove(old)
+        new = show_lazy_result(self._viewer, source, levels, used)
+        self._outputs[key] = (new, new.name)
+        h, w = levels[used].shape[:2]
+        self.status.value = (f"'{source.name}': lazy result, global pass at level {used} ({w} x {h}) in "
+                             f"{time.perf_counter() - self._started:.2f} s; tiles are computed as shown")
+
     def preview(self, *_):
         """Colorize just the visible part of the current plane, quickly, into ``<input> preview``."""
         if self.running:
@@ -245,7 +280,7 @@ class ColorizeWidget(Dock):
             crop, rgb, scale, translate, origin, step = fov_crop(self._viewer, source, max_pixels=4_000_000)
             if rgb and crop.shape[-1] == 4:
                 crop = crop[..., :3]
-            validate_image(crop, rgb)
+            check_image(crop, rgb, values=False)
             points, colors, ref = self._steer(*hints_from_layer(self.hints.value, source))
             points, colors = self._crop_hints(source, points, colors, origin, step)
             model = load(self.model.value)

@@ -1,9 +1,9 @@
-"""The batch machinery behind :func:`napari_colorize.io.colorize_files`.
+"""The batch machinery behind :func:`napari_colorize.batch.files.colorize_files`.
 
 Checks that no output replaces an input or has a name the file system refuses, the zarr tasks (one
 per plane, into a temporary array renamed into place when complete), and the runners: local threads,
 or a dask.distributed scheduler that must answer within a bound time. Reading and writing image
-files, and the file task, are in :mod:`napari_colorize.io`.
+files, and the file task, are in :mod:`napari_colorize.batch.files`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.atomic import commit, remove, temp_path
-from .core.data import MAX_PIXELS, check_pixels
-from .core.errors import ColorizeError, InputError
+from ..core.atomic import commit, remove, temp_path
+from ..core.data import MAX_PIXELS, check_pixels
+from ..core.errors import ColorizeError, InputError
 
 SCHEDULER_TIMEOUT = "5s"
 PROBE_SECONDS = 5.0  # the whole probe of a scheduler address: connect, handshake and one reply
@@ -84,11 +84,11 @@ def colorize_zarr_plane_task(job: int, src: str, tmp: str, index: tuple[int, ...
                              temperature) -> tuple[int, str | None]:
     """Colorize plane ``index`` of the zarr array ``src`` into the same plane of ``tmp``.
 
-    Returns and raises like :func:`napari_colorize.io.colorize_file_task`.
+    Returns and raises like :func:`napari_colorize.batch.files.colorize_file_task`.
     """
     import zarr
 
-    from .api import colorize
+    from ..api import colorize
 
     try:
         plane = np.asarray(zarr.open_array(store=src, mode="r")[index])
@@ -123,7 +123,7 @@ class Job:
 
 def plan_zarr(job: Job, key: int, model, temperature, max_pixels: int = MAX_PIXELS) -> list[tuple]:
     """Open the input, create the temporary output array and return one task per plane."""
-    from .core.inference import validate_image
+    from ..core.planes import check_image
 
     zarr = _require_zarr()
     try:
@@ -136,7 +136,7 @@ def plan_zarr(job: Job, key: int, model, temperature, max_pixels: int = MAX_PIXE
         job.error = f"is a zarr group; name one of its arrays (found: {names}) as the input"
         return []
     try:
-        is_rgb = validate_image(arr)
+        is_rgb = check_image(arr, values=False)
     except ColorizeError as exc:
         job.error = str(exc)
         return []

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .batch_runner import (
+from ..core.arrays import check_number
+from ..core.atomic import atomic_write, clean_stale, remove, temp_path
+from ..core.data import MAX_PIXELS, check_pixels, open_pil
+from ..core.errors import ColorizeError, InputError
+from .runner import (
     MODEL,
     Job,
     describe,
@@ -25,17 +29,13 @@ from .batch_runner import (
     refuse_overwriting_inputs,
     summary,
 )
-from .batch_runner import SCHEDULER_TIMEOUT as SCHEDULER_TIMEOUT  # re-exported, as are the next two
-from .batch_runner import OutputError as OutputError
-from .batch_runner import colorize_zarr_plane_task as colorize_zarr_plane_task
-from .batch_runner import connect as _connect
-from .batch_runner import run_distributed as _run_distributed
-from .batch_runner import run_in_thread as _run_in_thread
-from .batch_runner import run_local as _run_local
-from .core.arrays import check_number
-from .core.atomic import atomic_write, clean_stale, remove, temp_path
-from .core.data import MAX_PIXELS, check_pixels, open_pil
-from .core.errors import ColorizeError, InputError
+from .runner import SCHEDULER_TIMEOUT as SCHEDULER_TIMEOUT  # re-exported, as are the next two
+from .runner import OutputError as OutputError
+from .runner import colorize_zarr_plane_task as colorize_zarr_plane_task
+from .runner import connect as _connect
+from .runner import run_distributed as _run_distributed
+from .runner import run_in_thread as _run_in_thread
+from .runner import run_local as _run_local
 
 READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 WRITE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -203,7 +203,7 @@ def colorize_file_task(job: int, src: str, dst: str, model, temperature,
     OutputError
         The output could not be written; the batch should stop.
     """
-    from .api import colorize
+    from ..api import colorize
 
     try:
         img = read_image(src, max_pixels)
@@ -270,9 +270,9 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
     ColorizeError
         No input could be colorized, or the scheduler cannot be reached.
     """
-    from .api import load_model
-    from .core.modelfile import Colorizer
-    from .core.training import default_threads
+    from ..api import load_model
+    from ..core.modelfile import Colorizer
+    from ..core.training import default_threads
 
     check_temperature(temperature)  # one error here rather than one per file
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 0:
