@@ -94,7 +94,7 @@ def test_dask_in_dask_out_and_lazy(model, gray_photo):
         (np.zeros((5, 5, 4)), "RGBA"),
         (np.array([[0.0, np.nan], [1.0, 0.5]]), "NaN"),
         (np.array([[0.0, np.inf], [1.0, 0.5]]), "NaN or infinite"),
-        (np.zeros(7), "2D"),
+        (np.zeros(7), "at least 2 dimensions"),
     ],
 )
 def test_bad_images_give_clear_errors(model, img, match):

@@ -28,3 +28,40 @@ def test_work_shape_never_upscales_and_is_a_multiple_of_8():
     assert work_shape((64, 64), 256) == (64, 64)
     assert work_shape((2000, 1000), 256) == (256, 128)
     assert work_shape((30, 21), 256) == (32, 24)
+
+
+def _disk_scene():
+    import numpy as np
+
+    yy, xx = np.mgrid[:160, :240]
+    disk = (yy - 80) ** 2 + (xx - 120) ** 2 < 40**2
+    return np.where(disk, 0.8, 0.25).astype(np.float32), disk
+
+
+def _hint_effect(model):
+    """Mean ab difference between a green and a magenta hint at the disk's center, inside and outside."""
+    import numpy as np
+
+    from napari_colorize import colorize
+    from napari_colorize.core.color import rgb_to_lab
+
+    gray, disk = _disk_scene()
+    a = rgb_to_lab(colorize(gray, points=[[80, 120]], colors=[[0, 1, 0]], model=model))
+    b = rgb_to_lab(colorize(gray, points=[[80, 120]], colors=[[1, 0, 1]], model=model))
+    d = np.hypot(a[..., 1] - b[..., 1], a[..., 2] - b[..., 2])
+    return float(d[disk].mean()), float(d[~disk].mean())
+
+
+def test_a_hint_colors_its_region_and_stops_at_a_strong_edge():
+    import copy
+
+    from napari_colorize.core.modelfile import load
+
+    base = load()
+    inside, outside = _hint_effect(base)
+    assert inside > 40  # the two hints give clearly different colors to the disk
+    assert outside < 0.25 * inside
+    # without the edge-aware weighting the network's own spread crosses the edge
+    loose = copy.copy(base)
+    loose.config = dict(base.config, hint_spread=0.0)
+    assert _hint_effect(loose)[1] > outside + 5

@@ -88,21 +88,28 @@ def mid_factor(shape: tuple[int, int], working_size: int) -> int:
     return max(1, max(shape) // (4 * working_size))
 
 
+# The propagated ones fall off inside a hint's own region too; scaled by this, a pixel a quarter
+# connected to the hints takes their change in full. Measured on bsds500-val with 10 random true
+# hints and on a disk: outside change 37 -> 8 ab units, PSNR 26.38 -> 26.05 dB (1 would give 1.9
+# outside but cost 1.5 dB: the hinted region itself lost its color).
+HINT_GAIN = 4.0
+
+
 def local_hints(model: Colorizer, l_t, l_low, ab_hinted, mask, hw, temperature=None) -> torch.Tensor:
     """The network's hinted chroma kept only where the hints reach; automatic chroma elsewhere.
 
     The network spreads a hint's color by what it knows of objects, which can cross a strong
     edge (a point on a face tinting the hair). Its change over the automatic result is weighted
     by each pixel's edge-aware connection to the hints: the propagation of ones from the hint
-    pixels (:func:`.propagate.propagate`, pull ``hint_spread`` toward zero), so the change fades
-    with distance and stops at edges.
+    pixels (:func:`.propagate.propagate`, pull ``hint_spread`` toward zero) times ``HINT_GAIN``,
+    clipped to 1, so the change covers the hinted object, fades with distance and stops at edges.
     """
     logits, _ = predict_logits(model, l_t, hw=hw)
     ab_auto = model.decode(logits, temperature, hinted=False)
     at = F.adaptive_max_pool2d(mask, ab_hinted.shape[-2:])[0, 0].numpy() > 0
     reach = propagate(l_low[0, 0].numpy(), at, np.ones((*at.shape, 1), np.float32),
                       np.zeros((*at.shape, 1), np.float32), model.hint_spread)
-    w = torch.from_numpy(np.clip(reach[..., 0], 0.0, 1.0))[None, None]
+    w = torch.from_numpy(np.clip(HINT_GAIN * reach[..., 0], 0.0, 1.0))[None, None]
     return ab_auto + w * (ab_hinted - ab_auto)
 
 
