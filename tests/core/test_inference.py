@@ -65,3 +65,35 @@ def test_a_hint_colors_its_region_and_stops_at_a_strong_edge():
     loose = copy.copy(base)
     loose.config = dict(base.config, hint_spread=0.0)
     assert _hint_effect(loose)[1] > outside + 5
+
+
+def test_repeated_hint_edits_reuse_the_automatic_pass_and_never_go_stale():
+    import numpy as np
+
+    from napari_colorize import colorize
+    from napari_colorize.core import inference
+    from napari_colorize.core.modelfile import load
+
+    model = load()
+    calls = []
+    real = inference.predict_logits
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("hint_ab") is None and (len(args) < 3 or args[2] is None))
+        return real(*args, **kwargs)
+
+    gray, _ = _disk_scene()
+    inference._AUTO.clear()
+    inference.predict_logits = counting
+    try:
+        first = colorize(gray, points=[[80, 120]], colors=[[0, 1, 0]], model=model)
+        second = colorize(gray, points=[[82, 121]], colors=[[0, 1, 0]], model=model)
+        assert calls.count(True) == 1  # the automatic pass ran once for both edits
+        changed = gray.copy()
+        changed[:20] = 0.6  # new content: computed again, not taken from the cache
+        third = colorize(changed, points=[[82, 121]], colors=[[0, 1, 0]], model=model)
+        assert calls.count(True) == 2
+    finally:
+        inference.predict_logits = real
+    assert np.abs(first - second).max() > 1e-3  # the moved hint did change the result
+    assert not np.allclose(third[:20], second[:20], atol=1e-3)

@@ -9,6 +9,8 @@ from a hint, or beyond an edge, the result returns to the prior.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
@@ -79,7 +81,7 @@ def propagate(l_chan: np.ndarray, mask: np.ndarray, values: np.ndarray,
         raise ValueError("prior_weight needs a prior")
     free = ~mask
     # (1 + lam) u_r - sum_s w_rs u_s = lam * prior_r on free pixels; u = value on hint pixels
-    a = sp.identity(h * w, format="csr") * (1.0 + prior_weight) - affinity(l_chan)
+    a = sp.identity(h * w, format="csr") * (1.0 + prior_weight) - cached_affinity(l_chan)
     a_ff = a[free][:, free].tocsc()
     rhs = prior_weight * base[free] - a[free][:, mask] @ values[mask]
     out = values.copy()
@@ -88,6 +90,21 @@ def propagate(l_chan: np.ndarray, mask: np.ndarray, values: np.ndarray,
         a_ff = (a_ff + sp.identity(a_ff.shape[0], format="csc") * 1e-6).tocsc()
     out[free] = splu(a_ff).solve(rhs)
     return out.reshape(h, w, -1).astype(np.float32)
+
+
+_AFFINITY: dict[str, sp.csr_matrix] = {}
+
+
+def cached_affinity(l_chan: np.ndarray) -> sp.csr_matrix:
+    """:func:`affinity`, kept for the last few lightness images by content: while a user edits
+    hints on one image, only the hints change, and this matrix is a large part of each update."""
+    arr = np.ascontiguousarray(l_chan, np.float32)
+    key = f"{arr.shape}:" + hashlib.blake2b(arr.tobytes(), digest_size=16).hexdigest()
+    if key not in _AFFINITY:
+        while len(_AFFINITY) >= 4:
+            _AFFINITY.pop(next(iter(_AFFINITY)))
+        _AFFINITY[key] = affinity(arr)
+    return _AFFINITY[key]
 
 
 def hint_pixels(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
