@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from child import run_child
 
 
 def _peak_mb() -> float:
@@ -85,15 +86,9 @@ def main(argv=None) -> int:
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, __file__, "--child", str(size), "--chunk", str(args.chunk), "--out-dir", tmp]
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-            except subprocess.TimeoutExpired:
-                print(f"{size:>7} timed out after {args.timeout:.0f} s")
-                continue
-        if proc.returncode:
-            print(f"{size:>7} failed:\n{proc.stderr[-2000:]}")
+            r = run_child(cmd, size, args.timeout)
+        if r is None:
             continue
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
         mp = size * size / 1e6
         print(f"{size:>7} {'tiled' if r['tiled'] else 'whole':>6} {r['global_s']:9.2f} {r['chunk_s']:8.2f} "
               f"{r['store_s']:8.1f} {r['store_s'] / mp:6.3f} {r['peak_mb']:8.0f} {r['base_mb']:8.0f}", flush=True)

@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from child import run_child
 
 
 def _rss_mb() -> float:
@@ -101,16 +102,9 @@ def main(argv=None) -> int:
             cmd = [sys.executable, __file__, "--child", str(size), "--out-dir", tmp,
                    "--big-downsample", str(args.big_downsample), "--mode", args.mode] + (
                        ["--child-big"] if big else [])
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-            except subprocess.TimeoutExpired as exc:
-                print(f"{size:>7} timed out after {args.timeout:.0f} s; last progress: "
-                      f"{(exc.stderr or b'').decode(errors='replace').strip().splitlines()[-1:]}")
-                continue
-        if proc.returncode:
-            print(f"{size:>7} failed:\n{proc.stderr[-2000:]}")
+            r = run_child(cmd, size, args.timeout)
+        if r is None:
             continue
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
         mp = size * size / 1e6
         print(f"{size:>7} {r['mode']:>6} {r['output']:>14} {r['seconds']:8.2f} {r['seconds'] / mp:7.2f} "
               f"{r['peak_mb']:8.0f} {r['base_mb']:8.0f}", flush=True)

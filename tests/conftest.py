@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 
 @pytest.fixture(autouse=True)
@@ -61,3 +62,15 @@ def colorize_dock(make_napari_viewer):
     viewer = make_napari_viewer()
     _, dock = viewer.window.add_plugin_dock_widget("napari-colorize", "Colorize")
     return viewer, dock
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A randomly initialised narrow network: same architecture and receptive field, much faster."""
+    from napari_colorize.core.color import ab_bins
+    from napari_colorize.core.modelfile import Colorizer
+
+    torch.manual_seed(0)
+    m = Colorizer.new(torch.from_numpy(ab_bins()), width=4)
+    m.net.eval()
+    return m

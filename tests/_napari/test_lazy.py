@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
-import pytest
-import torch
-
-da = pytest.importorskip("dask.array")
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    from napari_colorize.core.color import ab_bins
-    from napari_colorize.core.modelfile import Colorizer
-
-    torch.manual_seed(0)
-    m = Colorizer.new(torch.from_numpy(ab_bins()), width=4)
-    m.net.eval()
-    return m
 
 
 def test_multiscale_layer_gives_a_lazy_multiscale_result(make_napari_viewer, gray_photo, tiny):

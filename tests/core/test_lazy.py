@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 import pytest
 import torch
 
 from napari_colorize import InputError, colorize
-
-da = pytest.importorskip("dask.array")
 
 
 @pytest.fixture(scope="module")

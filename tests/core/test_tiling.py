@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from skimage.color import rgb2lab
 
 from napari_colorize import InputError, colorize
 from napari_colorize.core.tiling import axis_windows, colorize_tiled, receptive_radius, tile_geometry
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """A randomly initialised narrow network: same architecture and receptive field, much faster."""
-    from napari_colorize.core.color import ab_bins
-    from napari_colorize.core.modelfile import Colorizer
-
-    torch.manual_seed(0)
-    m = Colorizer.new(torch.from_numpy(ab_bins()), width=4)
-    m.net.eval()
-    return m
 
 
 @pytest.fixture(scope="module")
