@@ -340,7 +340,7 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
         for key in todo:
             job = jobs[key]
             if fmt == "ome-zarr":
-                from .omezarr import colorize_task
+                from ..omezarr import colorize_task
 
                 planned = [(colorize_task, key, str(job.src), str(job.dst), MODEL, temperature, max_pixels)]
             elif is_zarr(job.src):
