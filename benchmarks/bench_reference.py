@@ -1,6 +1,6 @@
 """Colorize like a reference: PSNR and colorfulness with a photo's own original, and another's.
 
-For each color photo of the data set, its lightness is colorized three ways with the public
+For each color photo of the data set, its lightness (L*) is colorized three ways with the public
 ``colorize``: automatic, with the photo's own color original as ``reference`` (an upper bound of
 what a well-chosen reference gives), and with the next photo's original (a different palette:
 the result's colorfulness and ab histogram should follow that photo's, not the truth's). Prints
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     auto = []
     for i, rgb in enumerate(photos):
         truth = rgb.astype(np.float32) / 255.0
-        gray = rgb_to_lab(truth)[..., 0] / 100.0
+        gray = rgb  # colorize reads the lightness of an RGB image: the truth's L*, exactly
         plain = colorize(gray)
         auto.append((psnr(plain, truth), colorfulness(plain) / max(colorfulness(truth), 1e-6)))
         other = photos[(i + 1) % n].astype(np.float32) / 255.0
