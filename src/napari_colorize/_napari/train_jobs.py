@@ -27,15 +27,19 @@ MAX_FOLDER_IMAGES = 200
 class FinetuneStatus:
     """Where a fine-tuning run stands; every field change emits ``status.events.<field>``.
 
-    ``state`` is one of idle, preparing, training, saving, done, stopped, failed.
+    ``state`` is one of idle, preparing, training, saving, done, stopped, failed. The error is
+    the held-out ab RMSE, the one figure a run shows and keeps its best weights by.
     """
 
     state: str = "idle"
     step: int = 0
     total: int = 0
+    settled: bool = False  # whether ``total`` is final (a time budget estimates it at first)
     loss: float = math.nan
-    val_loss: float = math.nan
-    val_ab_rmse: float = math.nan
+    error: float = math.nan
+    before: float = math.nan
+    best: float = math.nan
+    best_step: int = 0
     eta: float = math.nan
     elapsed: float = 0.0
     message: str = ""
@@ -47,30 +51,38 @@ class FinetuneStatus:
             self.message = event.get("message", self.message)
             self.state = event["state"]
         elif kind == "start":
-            self.total = event["total"]
+            self.total, self.settled = event["total"], event["settled"]
             self.step = event["step"]
-            first = event["val_curve"][-1][1]
-            self.val_loss, self.val_ab_rmse = first["val_loss"], first["val_ab_rmse"]
+            self.before = event["before"]["val_ab_rmse"]
+            self.error = event["val_curve"][-1][1]["val_ab_rmse"]
+            self.best, self.best_step = event["best"]["val_ab_rmse"], event["best"]["step"]
             self.state = "training"
         elif kind == "step":
             if event.get("val"):
-                self.val_loss = event["val"]["val_loss"]
-                self.val_ab_rmse = event["val"]["val_ab_rmse"]
+                self.error = event["val"]["val_ab_rmse"]
+            self.best, self.best_step = event["best"]["val_ab_rmse"], event["best"]["step"]
             self.loss, self.eta, self.elapsed = event["loss"], event["eta"], event["elapsed"]
-            self.total = event["total"]
+            self.total, self.settled = event["total"], event["settled"]
             self.step = event["step"]  # last: observers of ``step`` see the other fields current
 
     def describe(self) -> str:
         """One line for a status label."""
         if self.state != "training":
             return self.message or self.state
-        eta = "" if not math.isfinite(self.eta) else f", about {_duration(self.eta)} left"
-        val = "" if not math.isfinite(self.val_loss) else (
-            f", validation loss {self.val_loss:.3f} (ab error {self.val_ab_rmse:.1f})")
-        return f"step {self.step} / {self.total}: loss {self.loss:.3f}{val}{eta}"
+        # a time budget's total is an estimate until it settles, early in the run
+        total = "" if not self.total else f" / {self.total}" if self.settled else f" / ~{self.total}"
+        eta = "" if not math.isfinite(self.eta) else f"; about {duration(self.eta)} left"
+        err = ""
+        if math.isfinite(self.error):
+            err = f": held-out ab error {self.error:.1f}"
+            if self.best_step > 0 and self.best < self.before:
+                err += f", best {self.best:.1f} at step {self.best_step} (base {self.before:.1f})"
+            else:
+                err += f" (base {self.before:.1f}, not beaten yet)" if self.step else " (base model)"
+        return f"step {self.step}{total}{err}{eta}"
 
 
-def _duration(s: float) -> str:
+def duration(s: float) -> str:
     s = max(0, int(round(s)))
     return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
@@ -103,7 +115,7 @@ def folder_images(folder) -> dict:
 def finetune_job(images, *, name: str, target, settings: FinetuneSettings, model=None, val_images=None,
                  folder=None, checkpoint_dir=None, resume: bool = False, preview=None,
                  preview_every: float = 10.0, stop=None):
-    """Fine-tune, yielding progress events; saves the model at ``target`` and returns a summary.
+    """Fine-tune, yielding progress events; saves the model at ``target`` if it beat the base.
 
     Parameters
     ----------
@@ -115,15 +127,16 @@ def finetune_job(images, *, name: str, target, settings: FinetuneSettings, model
         Model name; ``target`` the path (without suffix) to save it at.
     preview : array, optional
         A gray or RGB plane colorized with the current weights every ``preview_every`` seconds
-        and once more with the final ones (``preview`` events carry it and its subsampling).
+        and once more with the kept ones (``preview`` events carry it and its subsampling).
     stop : callable, optional
         Training ends cleanly, and the best weights are saved, once it returns True.
 
     Returns
     -------
     dict or None
-        ``name``, ``path``, ``card`` and ``stopped`` of the saved model; None when stopped
-        before a single step (nothing to save).
+        ``name``, ``saved``, ``verdict``, ``steps``, ``stopped``, and ``path`` and ``card`` of
+        the saved model; when no step beat the base model nothing is saved and ``unsaved`` holds
+        the last weights, for the user to keep anyway. None when stopped before a single step.
     """
     yield {"kind": "state", "state": "preparing",
            "message": "reading the data and measuring the base model..."}
@@ -131,25 +144,32 @@ def finetune_job(images, *, name: str, target, settings: FinetuneSettings, model
         images = {**images, **folder_images(folder)}
     run = FinetuneRun(images, model=model, val_images=val_images, settings=settings,
                       checkpoint_dir=checkpoint_dir, resume=resume, name=name)
-    yield {"kind": "start", "step": run.trainer.step, "total": run.trainer.cfg.steps,
-           "val_curve": run.val_curve, "summary": run.plan.summary, "before": run.before}
+    budget = run.budget
+    yield {"kind": "start", "step": run.trainer.step, "total": budget.total or 0, "settled": budget.settled,
+           "val_curve": run.val_curve, "summary": run.plan.summary, "before": run.before, "best": run.best}
     plane, factor = preview_plane(preview) if preview is not None else (None, 1)
     last = time.perf_counter()
     # closing: if the worker is aborted here, the run still restores weights and frees the GPU
     with contextlib.closing(run.events(stop)) as events:
         for info in events:
-            yield {"kind": "step", "step": info.step, "total": info.total, "loss": info.loss, "lr": info.lr,
-                   "eta": info.eta, "elapsed": info.elapsed, "val": info.val}
+            yield {"kind": "step", "step": info.step, "total": info.total, "settled": budget.settled,
+                   "loss": info.loss, "lr": info.lr, "eta": info.eta, "elapsed": info.elapsed,
+                   "val": info.val, "best": dict(run.best)}
             if plane is not None and time.perf_counter() - last >= preview_every:
                 yield {"kind": "preview", "image": run.preview(plane), "factor": factor, "step": info.step}
                 last = time.perf_counter()
     if run.trainer.step == run.resumed_from:
         yield {"kind": "state", "state": "stopped", "message": "stopped before the first step: nothing saved"}
         return None
+    out = {"name": name, "saved": run.improved, "verdict": run.verdict(), "steps": run.trainer.step,
+           "seconds": run.elapsed, "stopped": run.stopped, "checkpoint_dir": checkpoint_dir}
+    if not run.improved:  # a copy of the base under a new name would only mislead
+        out["unsaved"] = run.result("last")
+        return out
     yield {"kind": "state", "state": "saving", "message": f"saving '{name}'..."}
     result = run.result()
-    path = result.save(Path(target))  # atomic: a crash leaves the old file or none, never half of one
+    out["path"] = result.save(Path(target))  # atomic: a crash leaves the old file or none, never half
+    out["card"] = result.card
     if plane is not None:
         yield {"kind": "preview", "image": run.preview(plane), "factor": factor, "step": run.trainer.step}
-    return {"name": name, "path": path, "card": result.card, "stopped": run.stopped,
-            "checkpoint_dir": checkpoint_dir}
+    return out

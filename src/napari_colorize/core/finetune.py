@@ -1,10 +1,13 @@
 """Fine-tuning a colorizer on the user's own color images.
 
-The data (tiles, held-out share, batches) is planned by :mod:`.finetune_plan`.
+The data (tiles, held-out share, batches) and the step budget are planned by :mod:`.finetune_plan`.
 
-A run keeps the weights with the lowest validation loss (the base model's included), stops
-cleanly on ``stop()``, on its step or time budget, or on a non-finite loss, and can resume from
-its checkpoint folder.
+One figure runs through a run: the ab RMSE of the network's hint-free colors on held-out
+tiles. It is what the progress shows and plots, and the weights kept are those of the step
+where it was lowest (the base model's included). A run that never beats the base says so
+(:attr:`FinetuneRun.improved`) rather than passing off the base weights as a new model. A run
+stops cleanly on ``stop()``, on its step or time budget, or on a non-finite loss, and can
+resume from its checkpoint folder.
 """
 
 from __future__ import annotations
@@ -15,57 +18,22 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .arrays import check_number
 from .atomic import atomic_write
 from .errors import InputError
 from .finetune_plan import DEFAULTS, RegionSampler, plan_data, resolve_device, validation_metrics
+from .finetune_settings import FinetuneSettings, StepBudget
 from .modelfile import Colorizer, load
 from .training import StepInfo, TrainConfig, Trainer
 
 
-# -- the run ----------------------------------------------------------------------------------
-@dataclass
-class FinetuneSettings:
-    """Settings of a fine-tuning run (None: the defaults in :data:`DEFAULTS`)."""
-
-    steps: int | None = None
-    seconds: float | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    crop: int | None = None
-    seed: int = 0
-    augment: tuple = DEFAULTS["augment"]
-    decoder_only: bool = False
-    device: str = "auto"
-    val_fraction: float = DEFAULTS["val_fraction"]
-    max_val_tiles: int = DEFAULTS["max_val_tiles"]
-    validations: int = 10  # validations per run, besides the first and the last
-
-    def resolved(self) -> FinetuneSettings:
-        s = copy.copy(self)
-        if s.steps is None and s.seconds is None:
-            s.seconds = DEFAULTS["seconds"]
-        for k in ("lr", "batch_size", "crop"):
-            if getattr(s, k) is None:
-                setattr(s, k, DEFAULTS[k])
-        if s.steps is not None:
-            s.steps = check_number("steps", s.steps, 1, 10**7, integer=True)
-        if s.seconds is not None:
-            s.seconds = check_number("seconds", s.seconds, 0, 7 * 24 * 3600, open_low=True)
-        s.lr = check_number("lr", s.lr, 0, 1, open_low=True)
-        s.batch_size = check_number("batch_size", s.batch_size, 1, 4096, integer=True)
-        s.crop = check_number("crop", s.crop, 16, 2048, integer=True)
-        s.seed = check_number("seed", s.seed, 0, 2**32 - 1, integer=True)
-        s.val_fraction = check_number("val_fraction", s.val_fraction, 0, 0.95)
-        s.max_val_tiles = check_number("max_val_tiles", s.max_val_tiles, 1, 10**5, integer=True)
-        s.augment = tuple(s.augment)
-        return s
+def _state(model: Colorizer) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()}
 
 
 class FinetuneRun:
@@ -107,30 +75,30 @@ class FinetuneRun:
         self.model = copy.deepcopy(base)
         self.model.name = name
         self.model.net.eval()
-        self.before = state.get("before") or validation_metrics(self.model, self.plan.val_tiles, s.seed)
-        max_steps = int(s.steps) if s.steps is not None else 10**7
-        cfg = TrainConfig(steps=max_steps if s.steps is not None else 10**4, batch_size=int(s.batch_size),
-                          lr=float(s.lr), warmup=10 if s.steps is None else max(1, min(10, max_steps // 10)),
-                          seed=int(s.seed), width=int(self.model.config.get("width", 24)), crop=self.plan.crop,
-                          val_every=10**9, checkpoint_every=10**9, decoder_only=s.decoder_only,
-                          seconds=None if s.seconds is None else float(s.seconds), device=self.device)
-        self.max_steps = max_steps
+        self.val_seconds: list[float] = []
+        before = state.get("before") or {}
+        self.before = before if "val_ab_rmse" in before else self._measure()
+        warmup = 10 if s.steps is None else max(1, min(10, int(s.steps) // 10))
+        cfg = TrainConfig(steps=int(s.steps or 10**7), batch_size=int(s.batch_size), lr=float(s.lr),
+                          warmup=warmup, seed=int(s.seed), width=int(self.model.config.get("width", 24)),
+                          crop=self.plan.crop, val_every=10**9, checkpoint_every=10**9,
+                          decoder_only=s.decoder_only, device=self.device, batchnorm=s.batchnorm)
         sampler = RegionSampler(self.plan, s.augment, self.model.working_size)
         self.trainer = Trainer(self.model, self.plan.planes, cfg, checkpoint_dir=self.checkpoint_dir,
                                sampler=sampler)
         self.resumed_from = 0
         if resume and self._load_checkpoint():
             self.resumed_from = self.trainer.step
+        self.budget = StepBudget(s.steps, s.seconds, start=self.resumed_from)
         self.best = {"step": 0, **self.before}
-        self._best_state = {k: v.detach().cpu().clone() for k, v in self.model.net.state_dict().items()}
+        self._best_state = _state(self.model)
+        self._last_state: dict | None = None
         if state.get("best") and self.checkpoint_dir and (self.checkpoint_dir / "best.safetensors").exists():
             self.best = state["best"]
             self._best_state = load(self.checkpoint_dir / "best.safetensors").net.state_dict()
         start_val = self.before
         if self.resumed_from:
-            # the resumed weights compete for best too
-            self.model.net.eval()
-            start_val = validation_metrics(self.model, self.plan.val_tiles, s.seed)
+            start_val = self._measure()  # the resumed weights compete for best too
             self._consider(self.resumed_from, start_val)
         self.curve: list[tuple[int, float]] = []
         self.val_curve: list[tuple[int, dict]] = [(self.resumed_from, start_val)]
@@ -166,14 +134,22 @@ class FinetuneRun:
                "decoder_only": self.settings.decoder_only, "step": self.trainer.step}
         atomic_write(self.checkpoint_dir / "finetune.json", lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=2)))
 
-    def _consider(self, step: int, val: dict) -> None:
-        if math.isfinite(val["val_loss"]) and val["val_loss"] < self.best["val_loss"]:
-            self.best = {"step": int(step), **val}
-            self._best_state = {k: v.detach().cpu().clone() for k, v in self.model.net.state_dict().items()}
-
-    def _validate(self) -> dict:
+    def _measure(self) -> dict:
+        """Held-out figures of the current weights (network left in eval mode)."""
+        t0 = time.perf_counter()
         self.model.net.eval()
         val = validation_metrics(self.model, self.plan.val_tiles, self.settings.seed)
+        self.val_seconds.append(time.perf_counter() - t0)
+        return val
+
+    def _consider(self, step: int, val: dict) -> None:
+        err = val["val_ab_rmse"]
+        if math.isfinite(err) and err < self.best["val_ab_rmse"]:
+            self.best = {"step": int(step), **val}
+            self._best_state = _state(self.model)
+
+    def _validate(self) -> dict:
+        val = self._measure()
         self.trainer.train_mode()
         step = self.trainer.step
         self._consider(step, val)
@@ -181,14 +157,36 @@ class FinetuneRun:
         self.trainer.history.append({"step": step, **val})
         return val
 
+    @property
+    def improved(self) -> bool:
+        """Whether some step beat the base model's held-out error."""
+        return self.best["val_ab_rmse"] < self.before["val_ab_rmse"]
+
+    def verdict(self) -> str:
+        """One line: held-out error before -> after, or why nothing was gained."""
+        b, a = self.before["val_ab_rmse"], self.best["val_ab_rmse"]
+        if self.improved:
+            return (f"held-out ab error {b:.1f} -> {a:.1f} ({100 * (a - b) / b:+.0f}%), best at step "
+                    f"{self.best['step']} of {self.trainer.step}")
+        if self.settings.lr == 0:
+            why = "the learning rate is 0, so the weights could not change"
+        elif self.trainer.step == self.resumed_from:
+            why = "it stopped before the first step"
+        else:
+            tried = [v["val_ab_rmse"] for st, v in self.val_curve if st > self.resumed_from]
+            why = (f"the best step reached {min(tried):.1f}; train longer, lower the learning rate or "
+                   "add images" if tried else "it stopped before the first validation")
+        return f"no step beat the base model's held-out ab error of {b:.1f}: {why}"
+
     # -- training -------------------------------------------------------------------------------
     def events(self, stop: Callable[[], bool] | None = None) -> Iterator[StepInfo]:
         """Train, yielding a :class:`~.training.StepInfo` per step (``val`` filled when validated).
 
-        Ends on the budget, when ``stop()`` is true or on a non-finite loss; then the best
-        weights are put back into the model and the network returns to the CPU.
+        Ends on the budget, when ``stop()`` is true (before the next step) or on a non-finite
+        loss. The last weights are validated too (and that figure yielded), then those of the
+        lowest error shown are put back into the model and the network returns to the CPU.
         """
-        tr, cfg, s = self.trainer, self.trainer.cfg, self.settings
+        tr, cfg, s, budget = self.trainer, self.trainer.cfg, self.settings, self.budget
         asked = []
 
         def stopping() -> bool:
@@ -196,28 +194,28 @@ class FinetuneRun:
                 asked.append(tr.step)
             return bool(asked)
 
-        every = None if s.seconds is not None else max(5, (self.max_steps - tr.step) // max(1, s.validations))
-        next_val = tr.step + every if every else None
-        last_val = tr.step
+        cfg.seconds = budget.time_limit
+        if budget.total is not None:
+            cfg.steps = budget.total
+        done_vals = len(self.val_seconds)
+        every = next_val = None
         info = None
         start = time.perf_counter()
         try:
             try:
                 for info in tr.steps(stopping):
-                    if s.seconds is not None:
-                        # fit the cosine schedule to the time left, at the pace so far (validations included)
-                        pace = info.elapsed / info.done
-                        left = s.seconds - info.elapsed
-                        cfg.steps = max(tr.step, min(self.max_steps, tr.step + int(left / pace)))
-                        if every is None and info.done >= 3:
-                            every = max(5, (cfg.steps - self.resumed_from) // max(1, s.validations))
-                            next_val = tr.step + every
-                        info.total = cfg.steps
+                    spent = sum(self.val_seconds[done_vals:])
+                    left = max(1, s.validations + 1 - (len(self.val_seconds) - done_vals))
+                    cost = float(np.mean(self.val_seconds)) if self.val_seconds else 0.0
+                    cfg.steps = info.total = budget.update(tr.step, info.elapsed, spent, left * cost)
+                    if every is None and budget.settled:
+                        every = max(1, (budget.total - self.resumed_from) // (s.validations + 1))
+                        next_val = self.resumed_from + every
                     self.curve.append((info.step, info.loss))
-                    if (next_val is not None and tr.step >= next_val and tr.step < cfg.steps) or tr.step == cfg.steps:
+                    if tr.step >= cfg.steps or (next_val is not None and tr.step >= next_val):
                         info.val = self._validate()
-                        last_val = tr.step
                         next_val = tr.step + every if every else None
+                    info.eta = budget.eta(tr.step, info.elapsed)
                     yield info
             except FloatingPointError as exc:
                 self.stopped = f"stopped: {exc}; the best weights (step {self.best['step']}) were kept"
@@ -225,11 +223,13 @@ class FinetuneRun:
             else:
                 if asked:
                     self.stopped = f"stopped at step {tr.step}"
-                if last_val != tr.step:  # stopped between validations: the final weights count too
-                    val = self._validate()
+                elif tr.step < cfg.steps:
+                    self.stopped = f"time budget used at step {tr.step} of {cfg.steps}"
+                if self.val_curve[-1][0] != tr.step:
+                    val = self._validate()  # ended between validations: the last weights count too
                     if info is not None:
                         yield StepInfo(tr.step, cfg.steps, info.loss, info.lr, time.perf_counter() - start,
-                                       val=val, done=info.done)
+                                       val=val, done=info.done, _eta=0.0)
                 tr.save_checkpoint()  # latest weights and optimizer state, for a resume
         finally:
             self.elapsed += time.perf_counter() - start
@@ -237,6 +237,7 @@ class FinetuneRun:
 
     def _finish(self) -> None:
         """Best weights back into the model, the network back on the CPU, GPU memory freed."""
+        self._last_state = _state(self.model)
         self.model.net.load_state_dict(self._best_state)
         self.model.net.to("cpu").eval()
         self.trainer.opt.state.clear()
@@ -244,7 +245,7 @@ class FinetuneRun:
             torch.cuda.empty_cache()
         elif self.device == "mps" and hasattr(torch, "mps"):
             torch.mps.empty_cache()
-        self.after = {k: self.best[k] for k in ("val_loss", "val_ab_rmse")}
+        self.after = {"val_ab_rmse": self.best["val_ab_rmse"]}
         if self.checkpoint_dir is not None and self.trainer.step > self.resumed_from:
             self.model.save(self.checkpoint_dir / "best")
             self._write_state()
@@ -266,10 +267,18 @@ class FinetuneRun:
             if was_training:
                 self.trainer.train_mode()
 
-    def result(self) -> Colorizer:
-        """The fine-tuned model (best weights) with its model card filled in."""
+    def result(self, weights: str = "best") -> Colorizer:
+        """The fine-tuned model with its model card filled in.
+
+        ``weights`` is ``"best"`` (those of the lowest held-out error) or ``"last"`` (those of
+        the last step, e.g. to keep a run that did not beat the base model anyway).
+        """
         s = self.settings
         m = self.model
+        if weights == "last":
+            m = copy.deepcopy(self.model)
+            if self._last_state is not None:
+                m.net.load_state_dict(self._last_state)
         card = {k: v for k, v in m.card.items() if k in ("architecture",)}
         card.update({
             "name": self.name,
@@ -280,6 +289,9 @@ class FinetuneRun:
                 "steps": self.trainer.step,
                 "resumed_from_step": self.resumed_from,
                 "best_step": self.best["step"],
+                "weights": "best" if weights == "best" else f"last (step {self.trainer.step})",
+                "improved": self.improved,
+                "verdict": self.verdict(),
                 "seconds": round(self.elapsed, 1),
                 "stopped": self.stopped or "budget used",
                 "notes": self.plan.warnings,
@@ -310,16 +322,15 @@ def finetune(images, *, model=None, steps: int | None = None, seconds: float | N
     steps, seconds : optional
         Budget: at most this many steps and/or seconds (default: 120 seconds).
     lr, batch_size, crop : optional
-        Learning rate (5e-4), crops per step (16) and crop side in pixels (64).
+        Learning rate, crops per step and crop side in pixels (see :data:`DEFAULTS`).
     val_images : optional
-        Validation images; by default ``val_fraction`` of the tiles is held out.
+        Validation images; by default ``val_fraction`` of each image's tiles is held out.
     seed : int
         Seed of the split, the crops and the simulated hints.
-    callback : callable, optional
-        ``callback(StepInfo)`` after each step; ``info.val`` holds validation figures when
-        there are new ones, ``info.eta`` the seconds left.
-    stop : callable, optional
-        Polled before each step; training ends cleanly once it returns True.
+    callback, stop : callable, optional
+        ``callback(StepInfo)`` after each step (``info.val`` holds the held-out figures when
+        there are new ones, ``info.eta`` the seconds left); ``stop()`` is polled before each
+        step and ends training cleanly once it returns True.
     augment : tuple of str
         Any of ``"flip"``, ``"rotate"``, ``"scale"``.
     decoder_only : bool
@@ -332,8 +343,9 @@ def finetune(images, *, model=None, steps: int | None = None, seconds: float | N
     Returns
     -------
     Colorizer
-        The weights with the lowest validation loss; ``card["validation"]`` holds the
-        validation loss and ab RMSE before and after. Use ``model.save(path)`` to keep it.
+        The weights with the lowest held-out ab RMSE; ``card["validation"]`` holds it before
+        and after, ``card["finetune"]["improved"]`` whether any step beat the base model (if
+        none did, a warning says so and the weights are the base model's).
     """
     settings = FinetuneSettings(steps=steps, seconds=seconds, lr=lr, batch_size=batch_size, crop=crop,
                                 seed=seed, augment=tuple(augment), decoder_only=decoder_only, device=device,
@@ -343,4 +355,6 @@ def finetune(images, *, model=None, steps: int | None = None, seconds: float | N
     for info in run.events(stop):
         if callback is not None:
             callback(info)
+    if not run.improved:
+        warnings.warn(run.verdict(), stacklevel=2)
     return run.result()

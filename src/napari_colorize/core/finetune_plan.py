@@ -23,7 +23,7 @@ from .training import lab_batch, loss_fn
 
 AUGMENTATIONS = ("flip", "rotate", "scale")
 #: Settings used where the caller gives none.
-DEFAULTS = {"seconds": 120.0, "lr": 5e-4, "batch_size": 16, "crop": 64, "val_fraction": 0.2,
+DEFAULTS = {"seconds": 120.0, "lr": 2e-3, "batch_size": 16, "crop": 64, "val_fraction": 0.2,
             "max_val_tiles": 16, "augment": ("flip", "scale")}
 GRAY_CHROMA = 2.0  # mean chroma (CIELAB units) below which an image counts as gray
 MIN_SIDE = 8
@@ -200,6 +200,27 @@ def _center(p: _Plane, y0, y1, x0, x1, v: int) -> np.ndarray:
     return t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+def _hold_out(regions: np.ndarray, ok: np.ndarray, k: int, share: float, rng) -> np.ndarray:
+    """Indices of ``k`` regions to hold out, taken image by image in turn (each at most its
+    ``share``, at least one from as many images as ``k`` allows), so the held-out error speaks
+    for every image and no held-out tile shares a pixel with a training region."""
+    images = rng.permutation(np.unique(regions[:, 0]))
+    pools = {i: list(rng.permutation(np.flatnonzero(ok & (regions[:, 0] == i)))) for i in images}
+    quota = {i: max(1, math.ceil(share * int((regions[:, 0] == i).sum()))) for i in images}
+    held: list[int] = []
+    while len(held) < k:
+        before = len(held)
+        for i in images:
+            if len(held) < k and pools[i] and quota[i] > 0:
+                held.append(int(pools[i].pop()))
+                quota[i] -= 1
+        if len(held) == before:  # every image gave its share: the rest from wherever tiles are left
+            rest = [j for i in images for j in pools[i]]
+            held.extend(int(j) for j in rng.permutation(rest)[: k - len(held)])
+            break
+    return np.sort(np.asarray(held, dtype=np.int64))
+
+
 def plan_data(images, *, val_images=None, crop: int = 64, val_fraction: float = 0.2,
               max_val_tiles: int = 16, seed: int = 0) -> DataPlan:
     """Check the images and split them into training regions and validation tiles.
@@ -210,8 +231,8 @@ def plan_data(images, *, val_images=None, crop: int = 64, val_fraction: float = 
         RGB(A) images (..., H, W, 3) of any sizes and dtypes, numpy or dask; every plane of a
         stack is an image.
     val_images : same, optional
-        Validation images; when None, ``val_fraction`` of the tiles (at most ``max_val_tiles``)
-        is held out of training instead.
+        Validation images; when None, ``val_fraction`` of each image's tiles (at most
+        ``max_val_tiles`` in all, spread over the images) is held out of training instead.
     crop : int
         Side of the training crops (rounded down to a multiple of 8).
 
@@ -258,10 +279,11 @@ def plan_data(images, *, val_images=None, crop: int = 64, val_fraction: float = 
         val = np.stack([_center(*cands[i], tile) for i in sorted(pick)])
         vsource = {"source": "validation images", "images": vsummary}
     else:
-        ok = np.flatnonzero((regions[:, 2] - regions[:, 1] >= tile) & (regions[:, 4] - regions[:, 3] >= tile))
-        k = min(max_val_tiles, max(1, int(round(val_fraction * len(regions)))), len(regions) - 1, len(ok))
+        ok = (regions[:, 2] - regions[:, 1] >= tile) & (regions[:, 4] - regions[:, 3] >= tile)
+        k = min(max_val_tiles, max(1, int(round(val_fraction * len(regions)))), len(regions) - 1,
+                int(ok.sum()))
         if k >= 1 and val_fraction > 0:
-            held = np.sort(np.random.default_rng([seed, 3]).choice(ok, size=k, replace=False))
+            held = _hold_out(regions, ok, k, val_fraction, np.random.default_rng([seed, 3]))
             val = np.stack([_center(planes[r[0]], *r[1:], tile) for r in regions[held]])
             regions = np.delete(regions, held, axis=0)
             vsource = {"source": "held-out tiles", "fraction": round(k / (len(regions) + k), 3)}
@@ -326,17 +348,20 @@ class RegionSampler:
 
 # -- validation -----------------------------------------------------------------------------
 @torch.no_grad()
-def validation_metrics(model: Colorizer, tiles: np.ndarray, seed: int = 0, batch: int = 8) -> dict:
-    """Validation loss (with fixed simulated hints) and ab RMSE without hints on uint8 tiles.
+def validation_metrics(model: Colorizer, tiles: np.ndarray, seed: int = 0, batch: int = 8,
+                       loss: bool = False) -> dict:
+    """ab RMSE without hints on uint8 tiles (and, with ``loss``, the training loss with fixed hints).
 
     The network must already be in eval mode. ``val_ab_rmse`` is the root mean square of the
-    Euclidean ab distance over all pixels, in CIELAB units, of the network's hint-free colors.
+    Euclidean ab distance over all pixels, in CIELAB units, of the network's hint-free colors:
+    the one figure a run shows, plots and keeps its best weights by.
     """
     dev = next(model.net.parameters()).device
     losses, sq, n = [], 0.0, 0
     for i in range(0, len(tiles), batch):
         chunk = tiles[i : i + batch]
-        losses.append(float(loss_fn(model, chunk, np.random.default_rng([seed, 7919, i]))) * len(chunk))
+        if loss:
+            losses.append(float(loss_fn(model, chunk, np.random.default_rng([seed, 7919, i]))) * len(chunk))
         l_chan, ab = lab_batch(chunk)
         l_dev = l_chan.to(dev)
         zeros = torch.zeros((len(chunk), 2, *l_chan.shape[-2:]), device=dev)
@@ -346,6 +371,7 @@ def validation_metrics(model: Colorizer, tiles: np.ndarray, seed: int = 0, batch
         pred = guided_upsample(ab_low, l_low, l_dev).cpu()
         sq += float(((pred - ab) ** 2).sum(1).sum())
         n += ab[:, 0].numel()
-    return {"val_loss": round(sum(losses) / len(tiles), 5), "val_ab_rmse": round(math.sqrt(sq / n), 4)}
-
-
+    out = {"val_ab_rmse": round(math.sqrt(sq / n), 4)}
+    if loss:
+        out["val_loss"] = round(sum(losses) / len(tiles), 5)
+    return out

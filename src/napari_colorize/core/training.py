@@ -44,6 +44,10 @@ class TrainConfig:
     decoder_only: bool = False
     seconds: float | None = None
     device: str = "cpu"
+    #: "batch": BatchNorm normalises with each batch's statistics and updates its running ones
+    #: (training from scratch); "frozen": it keeps the running statistics it has (fine-tuning
+    #: on few small batches, whose statistics are too noisy to normalise with)
+    batchnorm: str = "batch"
 
 
 @dataclass
@@ -57,11 +61,18 @@ class StepInfo:
     elapsed: float
     val: dict = field(default_factory=dict)
     done: int = 1  # steps run in this session (``step`` also counts resumed ones)
+    _eta: float | None = field(default=None, repr=False)
 
     @property
     def eta(self) -> float:
-        """Seconds left at the mean pace of this session's steps."""
+        """Seconds left: as set by the run, else at the mean pace of this session's steps."""
+        if self._eta is not None:
+            return self._eta
         return self.elapsed / max(1, self.done) * max(0, self.total - self.step)
+
+    @eta.setter
+    def eta(self, seconds: float) -> None:
+        self._eta = float(seconds)
 
 
 def lab_batch(rgb_u8: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,9 +258,17 @@ class Trainer:
 
     # -- loop ----------------------------------------------------------------------------------
     def train_mode(self) -> None:
-        """Put the network in training mode; a frozen encoder keeps its BatchNorm statistics."""
+        """Put the network in training mode.
+
+        A frozen encoder keeps its BatchNorm statistics, and so does the whole network with
+        ``cfg.batchnorm == "frozen"``.
+        """
         self.model.net.train()
-        if self.cfg.decoder_only:
+        if self.cfg.batchnorm == "frozen":
+            for m in self.model.net.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        elif self.cfg.decoder_only:
             for m in (self.model.net.enc1, self.model.net.enc2, self.model.net.enc3, self.model.net.enc4):
                 m.eval()
 

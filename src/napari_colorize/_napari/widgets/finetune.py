@@ -2,7 +2,7 @@
 
 The training runs in a thread worker (:func:`~napari_colorize._napari.train_jobs.finetune_job`);
 its events update a :class:`~napari_colorize._napari.train_jobs.FinetuneStatus`, whose signals
-drive the status line, the progress bar and the loss plot. Layers are only read.
+drive the status line, the progress bar and the error plot. Layers are only read.
 """
 
 from __future__ import annotations
@@ -27,11 +27,17 @@ from magicgui.widgets import (
 
 from ...core.errors import ColorizeError, InputError
 from ...core.finetune import DEFAULTS, FinetuneSettings
-from ...core.library import checkpoint_dir, notify_models_changed, on_models_changed, unique_name
+from ...core.library import (
+    checkpoint_dir,
+    notify_models_changed,
+    on_models_changed,
+    save_user_model,
+    unique_name,
+)
 from ...core.modelfile import user_dir
 from ..dock import Dock
 from ..layers import image_data, layer_choices, publish
-from ..train_jobs import FinetuneStatus, finetune_job
+from ..train_jobs import FinetuneStatus, duration, finetune_job
 from .colorize import model_choices
 from .finetune_plot import LossPlot
 from .models import ModelsBox
@@ -57,9 +63,12 @@ def _collapsible(title: str, form: Container):
 class FinetuneWidget(Dock):
     """Fine-tune a colorization model on RGB image layers; rename, delete, export, import models.
 
-    The new model is saved in the user's model folder and appears in the Colorize dock's
-    model list at once. Stop ends training cleanly and keeps the best weights; Resume
-    continues the last run from its checkpoint for another budget.
+    The weights kept are those of the lowest held-out ab error, the figure the status line
+    and the plot show. A model that beat its base is saved in the user's model folder and
+    appears in the Colorize dock's model list at once; one that did not is not saved, and the
+    dock offers to keep training (Resume) or to save the final weights under a typed name.
+    Stop ends training cleanly; Resume continues the last run from its checkpoint for another
+    budget.
     """
 
     def __init__(self, napari_viewer):
@@ -79,7 +88,8 @@ class FinetuneWidget(Dock):
                                             tooltip="Held-out tiles of the training data, or a layer of its own")
         self.val_share = FloatSpinBox(label="Held-out share", min=0.05, max=0.5, step=0.05,
                                       value=DEFAULTS["val_fraction"],
-                                      tooltip="Share of the training tiles kept back for validation")
+                                      tooltip="Share of each image's tiles kept back to measure the error "
+                                              "on (never trained on)")
         self.base = ComboBox(label="Base model", choices=model_choices, tooltip="Model to start from")
         self.budget = FloatSpinBox(min=0.1, max=100000, step=1, value=2.0, tooltip="How long to train")
         self.unit = ComboBox(choices=["minutes", "steps"], value="minutes", tooltip="Unit of the budget")
@@ -106,9 +116,17 @@ class FinetuneWidget(Dock):
         self.preview_every = SpinBox(label="Preview every (s)", min=2, max=600, value=10,
                                      tooltip="Seconds between previews")
         self.start_btn = PushButton(text="Start", tooltip="Start a new fine-tuning run")
-        self.stop_btn.tooltip = "Stop after the current step and save the best weights so far"
+        self.stop_btn.tooltip = "Stop after the current step and save the weights of the lowest error so far"
         self.resume_btn = PushButton(text="Resume", enabled=False,
-                                     tooltip="Continue the last run from its checkpoint for another budget")
+                                     tooltip="Keep training: continue the last run from its checkpoint for "
+                                             "another budget")
+        # shown only after a run that did not beat its base model, which is then not saved
+        self.keep_name = LineEdit(value="", tooltip="Name to save the last run's final weights under")
+        self.keep_btn = PushButton(text="Save anyway",
+                                   tooltip="Save the last run's final weights under the typed name, although "
+                                           "they did not beat the base model on the held-out tiles")
+        self.keep_row = self.row(self.keep_name, self.keep_btn, label="Not saved")
+        self.keep_row.visible = False
         advanced = Container(labels=True, widgets=[
             self.lr, self.batch, self.crop,
             self.row(self.aug_flip, self.aug_rotate, self.aug_scale, label="Augment"),
@@ -119,16 +137,16 @@ class FinetuneWidget(Dock):
         self.add(Label(value="<b>Data</b>"), self.layers, self.folder, self.validation, self.val_share,
                  Label(value="<b>Run</b>"), self.base, self.row(self.budget, self.unit, label="Budget"),
                  self.preview, self.name, _collapsible("Advanced settings", advanced),
-                 self.row(self.start_btn, self.stop_btn, self.resume_btn), self.progress)
+                 self.row(self.start_btn, self.stop_btn, self.resume_btn), self.progress, self.keep_row)
         self.add_status()
         self.add(self.plot.canvas, Label(value="<b>Models</b>"))
         self.add_wide(self.models)
-        self.busy_while_running(self.start_btn, self.resume_btn)
+        self.busy_while_running(self.start_btn, self.resume_btn, self.keep_btn)
 
         self.run_state = FinetuneStatus()
         self.run_state.events.step.connect(self._show_progress)
         self.run_state.events.state.connect(self._show_state)
-        self.run_state.events.val_loss.connect(lambda *_: self._show_progress())
+        self.run_state.events.error.connect(lambda *_: self._show_progress())
         self._stop = threading.Event()
         self._outputs: dict = {}
         self._last: dict | None = None
@@ -137,6 +155,8 @@ class FinetuneWidget(Dock):
         self.last_result: dict | None = None
         self.start_btn.changed.connect(lambda *_: self.start())
         self.resume_btn.changed.connect(lambda *_: self.resume())
+        self.keep_btn.changed.connect(lambda *_: self.save_anyway())
+        self._unsaved = None
         on_models_changed(self._refresh_models)
         self.reset_choices()
 
@@ -239,6 +259,8 @@ class FinetuneWidget(Dock):
             return
         self._stop.clear()
         self.plot.clear()
+        self._unsaved = None
+        self.keep_row.visible = False
         self._run_info = {"name": name, "base": base}
         self.start_job(finetune_job, images, name=name, target=user_dir() / name, settings=settings, model=base,
                        val_images=val, folder=folder, checkpoint_dir=checkpoint_dir(name), resume=resume,
@@ -256,11 +278,12 @@ class FinetuneWidget(Dock):
     def on_progress(self, ev: dict):
         kind = ev["kind"]
         if kind == "start":
-            self.plot.val = [(s, v["val_loss"]) for s, v in ev["val_curve"]]
+            self.plot.start(ev["before"]["val_ab_rmse"], [(st, v["val_ab_rmse"]) for st, v in ev["val_curve"]])
         elif kind == "step":
             self.plot.train.append((ev["step"], ev["loss"]))
             if ev.get("val"):
-                self.plot.val.append((ev["step"], ev["val"]["val_loss"]))
+                self.plot.val.append((ev["step"], ev["val"]["val_ab_rmse"]))
+            self.plot.best = (ev["best"]["step"], ev["best"]["val_ab_rmse"])
             self.plot.redraw(force=bool(ev.get("val")))
         elif kind == "preview" and self._preview_source is not None:
             self._show_preview(ev["image"], ev["factor"])
@@ -289,19 +312,37 @@ class FinetuneWidget(Dock):
         self.last_result = result
         if result is None:
             return
-        notify_models_changed()  # here, in the main thread: listeners update widgets
-        card = result["card"]
-        before, after = card["validation"]["before"], card["validation"]["after"]
-        ft = card["finetune"]
-        self._last = {"name": result["name"], "base": self._run_info["base"], "steps": int(ft["steps"])}
+        self._last = {"name": result["name"], "base": self._run_info["base"], "steps": int(result["steps"])}
         self.plot.redraw(force=True)
-        self.run_state.message = (
-            f"saved '{result['name']}' after {ft['steps']} steps ({ft['seconds']:.0f} s; best at step "
-            f"{ft['best_step']}). Validation loss {before['val_loss']:.3f} -> {after['val_loss']:.3f}, "
-            f"ab error {before['val_ab_rmse']:.1f} -> {after['val_ab_rmse']:.1f}."
-            + (f" ({result['stopped']})" if result["stopped"] else ""))
+        stopped = f" ({result['stopped']})" if result["stopped"] else ""
+        took = duration(result["seconds"])
+        if result["saved"]:
+            notify_models_changed()  # here, in the main thread: listeners update widgets
+            msg = f"saved '{result['name']}' ({took}): {result['verdict']}.{stopped}"
+        else:
+            self._unsaved = result["unsaved"]
+            self.keep_name.value = f"{result['name']}-unimproved"
+            self.keep_row.visible = True
+            msg = (f"nothing saved ({took}): {result['verdict']}.{stopped} Resume keeps training; "
+                   "Save anyway keeps the final weights under the name typed below.")
+        self.run_state.message = msg
         self.run_state.state = "stopped" if self._stop.is_set() else "done"
-        self.status.value = self.run_state.message
+        self.status.value = msg
+
+    def save_anyway(self, name: str | None = None):
+        """Save the final weights of a run that did not beat its base model, under ``name``."""
+        if self._unsaved is None or self.running:
+            return
+        try:
+            name = (name or self.keep_name.value).strip()
+            self._unsaved.card["name"] = name
+            save_user_model(self._unsaved, name)  # refuses an existing name
+        except ColorizeError as exc:
+            self.error(str(exc))
+            return
+        self._unsaved = None
+        self.keep_row.visible = False
+        self.status.value = f"saved '{name}' anyway (final weights, not better than the base model)"
 
     def _on_error(self, exc: Exception):
         super()._on_error(exc)  # the message, in the status line and a notification
