@@ -47,7 +47,10 @@ def check_image(data, rgb: bool | None = None, *, need_rgb: bool = False, what: 
     plane = data.shape[data.ndim - n_tail:][:2]
     if min(plane) < 2:
         raise InputError(f"The {what} is too small ({plane[0]} x {plane[1]} pixels); it needs at least 2 x 2.")
-    kind = np.dtype(data.dtype).kind
+    try:
+        kind = np.dtype(data.dtype).kind
+    except TypeError:  # a dtype numpy does not name (torch): read it off one element
+        kind = np.asarray(data.reshape(-1)[:1]).dtype.kind
     if kind not in "biuf":
         raise InputError(f"Unsupported pixel type {data.dtype}; expected integers, floats or booleans.")
     if need_rgb and not rgb:

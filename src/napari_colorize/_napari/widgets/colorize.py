@@ -237,12 +237,14 @@ class ColorizeWidget(Dock):
                        on_result=lambda result, src=source: self._on_result(src, result, what, scale, translate))
 
     def _lazy_run(self, source) -> bool:
-        """A dask or multiscale 2D layer without hints gets a lazily computed multiscale result:
+        """A dask or multiscale 2D layer at level 0 without hints gets a lazily computed multiscale result:
         one global pass now, then napari computes only the tiles it shows. False otherwise."""
         from ...core.arrays import is_dask
 
         big = getattr(source, "multiscale", False) or is_dask(source.data)
-        if not big or source.ndim != 2 or self.hints.value is not None or self.reference.value is not None:
+        # a level chosen by hand, hints or a reference: that level is colorized as an array
+        if (not big or source.ndim != 2 or int(self.level.value or 0) != 0 or self.hints.value is not None
+                or self.reference.value is not None):
             return False
         try:
             model = load(self.model.value)
