@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.arrays import check_number, is_dask
+from .core.arrays import check_finite, check_number, is_dask
 from .core.atomic import clean_stale, commit, remove, temp_path
 from .core.errors import InputError
 from .core.gen import drain
@@ -203,8 +203,7 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
         p, c = plane_hints(index)
         if not tiled:
             plane = np.asarray(plane)
-            if np.issubdtype(plane.dtype, np.floating) and not np.isfinite(plane).all():
-                raise InputError("The image contains NaN or infinite values; replace them first.")
+            check_finite(plane)
             return colorize_plane(m, plane, p, c, temperature, state=state, temporal=alpha, write=write)
         buf = None
         if write is None:
@@ -226,9 +225,8 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
         yield from write_ome(res, out, dtype=dtype, scale=scale)
         return open_ome(out)
 
-    if isinstance(image, np.ndarray) and not isinstance(image, np.memmap) and image.dtype.kind in "fc":
-        if not np.isfinite(image).all():
-            raise InputError("The image contains NaN or infinite values; replace them first.")
+    if isinstance(image, np.ndarray) and not isinstance(image, np.memmap):
+        check_finite(image)
     target = _Output(out, out_shape, dtype)
     try:
         n_planes = int(np.prod(lead_shape))

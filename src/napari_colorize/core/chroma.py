@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .arrays import check_finite
 from .color import gray_to_l, intensity_range, lab_to_rgb_in_gamut, rgb_to_lab, stretch
-from .errors import InputError
 
 GUIDE_RADIUS = 1  # low-resolution pixels of the guided filter's box
 GUIDE_EPS = 1e-4
@@ -50,8 +50,7 @@ class UnitMap:
 
     def __call__(self, block) -> np.ndarray:
         arr = np.asarray(block)
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise InputError("The image contains NaN or infinite values; replace them first.")
+        check_finite(arr)
         return stretch(arr, self.lo, self.hi)
 
     def lightness(self, block) -> np.ndarray:

@@ -13,6 +13,7 @@ import torch
 from kornia.color import lab_to_rgb as _k_lab_to_rgb
 from kornia.color import rgb_to_lab as _k_rgb_to_lab
 
+from .arrays import check_finite
 from .errors import InputError
 
 AB_GRID = 10.0
@@ -58,8 +59,7 @@ def intensity_range(sample: np.ndarray, dtype) -> tuple[float, float]:
     if dtype.kind not in "uif":
         raise InputError(f"Unsupported pixel type {dtype}; expected integers or floats.")
     sample = np.asarray(sample)
-    if dtype.kind == "f" and not np.isfinite(sample).all():
-        raise InputError("The image contains NaN or infinite values; replace them first.")
+    check_finite(sample)
     lo, hi = float(sample.min()), float(sample.max())
     if dtype.kind == "f" and lo >= 0.0 and hi <= 1.0:
         return 0.0, 1.0

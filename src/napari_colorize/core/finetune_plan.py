@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .arrays import check_finite
 from .color import intensity_range, rgb_to_lab
 from .errors import InputError
 from .inference import guided_upsample
@@ -46,8 +47,7 @@ class _Plane:
         patch = np.asarray(self.data[y0:y1, x0:x1, :3])
         if patch.dtype == np.uint8:
             return np.array(patch)  # a copy: batches must never alias the user's data
-        if patch.dtype.kind == "f" and not np.isfinite(patch).all():  # lazy data is checked as it is read
-            raise InputError("An image contains NaN or infinite values; replace them first.")
+        check_finite(patch, "training image")  # lazy data is checked as it is read
         scaled = (patch.astype(np.float32) - self.lo) * (255.0 / max(self.hi - self.lo, 1e-12))
         return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
@@ -138,8 +138,8 @@ def _check_sources(named, rng, notes: list, drop_gray: bool = True):
     for name, arr in named:
         raw = _planes_of(name, arr)
         dtype = np.dtype(arr.dtype)
-        if dtype.kind == "f" and isinstance(arr, np.ndarray) and not np.isfinite(arr).all():
-            raise InputError(f"'{name}' contains NaN or infinite values; replace them first.")
+        if isinstance(arr, np.ndarray):
+            check_finite(arr, f"layer '{name}'")
         sample = _probe(raw, rng)
         lo, hi = _value_range(sample, dtype)
         u8 = np.clip(np.rint((sample - lo) * (255.0 / max(hi - lo, 1e-12))), 0, 255).astype(np.uint8)
