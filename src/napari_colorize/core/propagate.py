@@ -92,6 +92,11 @@ def propagate(l_chan: np.ndarray, mask: np.ndarray, values: np.ndarray,
     return out.reshape(h, w, -1).astype(np.float32)
 
 
+# Longest side of the hint correction's solve. Measured on bsds500-val with 10 random true hints:
+# 320 px 27.53 dB, 192 px 27.50, 160 px 27.49, while a hint edit at 512 px took 0.65, 0.21 and
+# 0.15 s: the guided fit brings the correction back to full resolution along the edges anyway.
+SOLVE_SIDE = 160
+
 _AFFINITY: dict[str, sp.csr_matrix] = {}
 
 
@@ -116,7 +121,7 @@ def hint_pixels(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray,
 
 
 def hint_correction(l_src: np.ndarray, shape: tuple[int, int], points: np.ndarray, resid: np.ndarray,
-                    reach: float = 1e-3, max_side: int = 320):
+                    reach: float = 1e-3, max_side: int = SOLVE_SIDE):
     """Chroma correction that makes hint pixels match, as a guided-filter term ``(A, B, scale)``.
 
     The residual (hint minus current chroma at each hint pixel) is propagated with
@@ -160,7 +165,7 @@ def hint_correction(l_src: np.ndarray, shape: tuple[int, int], points: np.ndarra
 
 
 def refine_with_hints(l_full, ab_full, points: np.ndarray, hint_ab: np.ndarray,
-                      reach: float = 1e-3, max_side: int = 320):
+                      reach: float = 1e-3, max_side: int = SOLVE_SIDE):
     """``ab_full`` (1, 2, H, W) corrected by :func:`hint_correction` so that it matches the hints.
 
     ``l_full`` (1, 1, H, W) is L* in [0, 100]; ``points`` (N, 2) the hint pixels and ``hint_ab``
