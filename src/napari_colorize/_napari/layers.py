@@ -196,8 +196,10 @@ def publish(viewer, source, data, what: str, cache: dict, *, kind: str = "image"
         layer = viewer.layers[name] if name in viewer.layers else None
     if new:
         layer = None
-    if (layer is not None and isinstance(layer, cls) and layer.data.shape == data.shape
-            and layer.ndim == len(kwargs["scale"])):
+    # a multiscale result (a list of levels) always replaces: napari cannot swap a pyramid in place
+    in_place = (layer is not None and isinstance(layer, cls) and not isinstance(data, list)
+                and not getattr(layer, "multiscale", False) and layer.data.shape == data.shape)
+    if in_place and layer.ndim == len(kwargs["scale"]):
         layer.data = data
         layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
     else:

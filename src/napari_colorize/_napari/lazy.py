@@ -65,16 +65,10 @@ def lazy_multiscale(data, model=None, *, global_level: int | None = None, temper
 def add_lazy_result(viewer, layer, model=None, **kwargs):
     """Add the lazy multiscale colorization of image ``layer`` to ``viewer``, named
     ``<layer> colorized`` and placed over it; returns ``(new_layer, global_level)``."""
+    from .layers import publish
+
     levels, used = lazy_multiscale(layer.data, model, **kwargs)
-    return show_lazy_result(viewer, layer, levels, used), used
-
-
-def show_lazy_result(viewer, layer, levels: list, used: int):
-    """Add lazily computed RGB ``levels`` as the multiscale layer ``<layer> colorized``, with the
-    input's scale and translate; the global pass's level goes into its metadata."""
-    spatial = slice(-2, None)
-    new = viewer.add_image(levels, multiscale=True, rgb=True, name=f"{layer.name} colorized",
-                           scale=tuple(layer.scale)[spatial], translate=tuple(layer.translate)[spatial],
-                           contrast_limits=(0.0, 1.0))
+    new = publish(viewer, layer, list(levels), "colorized", {}, rgb=True, multiscale=True,
+                  contrast_limits=(0.0, 1.0), scale=tuple(layer.scale)[-2:], translate=tuple(layer.translate)[-2:])
     new.metadata["colorize_global_level"] = used
-    return new
+    return new, used

@@ -18,7 +18,6 @@ from ..dock import Dock
 from ..hints import hint_layer_types, hints_from_layer, watch
 from ..jobs import colorize_job, lazy_job, preview_job
 from ..layers import current_index, fov_crop, image_data, level_factor, level_placement, publish
-from ..lazy import show_lazy_result
 from .hint_tool import HintTool
 
 #: quiet time after a hint edit before colorizing again: short, so the result follows the hand
@@ -259,13 +258,10 @@ class ColorizeWidget(Dock):
 
     def _on_lazy(self, source, result):
         levels, used = result
-        key = (id(source), "colorized")
-        old, published = self._outputs.get(key, (None, None))
-        # as publish does: our own earlier result is replaced, a renamed one is kept
-        if old is not None and old in self._viewer.layers and old.name == published and not self.new_each.value:
-            self._viewer.layers.remove(old)
-        new = show_lazy_result(self._viewer, source, levels, used)
-        self._outputs[key] = (new, new.name)
+        new = publish(self._viewer, source, list(levels), "colorized", self._outputs, rgb=True, multiscale=True,
+                      contrast_limits=(0.0, 1.0), scale=tuple(source.scale)[-2:],
+                      translate=tuple(source.translate)[-2:], new=bool(self.new_each.value))
+        new.metadata["colorize_global_level"] = used
         h, w = levels[used].shape[:2]
         self.status.value = (f"'{source.name}': lazy result, global pass at level {used} ({w} x {h}) in "
                              f"{time.perf_counter() - self._started:.2f} s; tiles are computed as shown")
