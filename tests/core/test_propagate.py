@@ -58,3 +58,23 @@ def test_colorize_with_a_hint_changes_the_hinted_side_more(model):
     hinted = colorize(gray, model=model, points=[[32, 10]], colors=[[0.1, 0.2, 0.9]])
     diff = np.abs(hinted - auto).sum(-1)
     assert diff[:, :40].mean() > 3 * diff[:, 56:].mean()
+
+
+def test_edits_reuse_one_factorisation_and_match_the_direct_solve(monkeypatch):
+    from napari_colorize.core import propagate as prop
+
+    rng = np.random.default_rng(3)
+    l_chan = _two_regions(30, 40) + rng.normal(0, 2, (30, 40))
+    prior = rng.normal(0, 5, (30, 40, 2)).astype(np.float32)
+    values = rng.normal(0, 30, (30, 40, 2)).astype(np.float32)
+    prop._SYSTEMS.clear()
+    for step in range(4):  # one pin moves each edit, as when a user drags a hint
+        mask = np.zeros(l_chan.shape, bool)
+        mask[5, 3 + step] = mask[20, 30] = mask[12, 18] = True
+        fast = propagate(l_chan, mask, values, prior, 1e-2)
+        with monkeypatch.context() as m:
+            m.setattr(prop, "_solve_pinned", lambda *a: None)
+            direct = propagate(l_chan, mask, values, prior, 1e-2)
+        np.testing.assert_allclose(fast, direct, atol=1e-3)
+        np.testing.assert_array_equal(fast[mask], values[mask])
+    assert len(prop._SYSTEMS) == 1 and len(next(iter(prop._SYSTEMS.values()))["cols"]) == 6

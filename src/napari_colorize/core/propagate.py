@@ -10,6 +10,7 @@ from a hint, or beyond an edge, the result returns to the prior.
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import numpy as np
 import scipy.sparse as sp
@@ -79,6 +80,11 @@ def propagate(l_chan: np.ndarray, mask: np.ndarray, values: np.ndarray,
         return base.reshape(h, w, -1).astype(np.float32)
     if prior is None and prior_weight > 0:
         raise ValueError("prior_weight needs a prior")
+    if prior_weight > 0:
+        with _LOCK:  # a dock's worker and a script may edit hints at once
+            fast = _solve_pinned(l_chan, np.flatnonzero(mask), values[mask], base, prior_weight)
+        if fast is not None:
+            return fast.reshape(h, w, -1).astype(np.float32)
     free = ~mask
     # (1 + lam) u_r - sum_s w_rs u_s = lam * prior_r on free pixels; u = value on hint pixels
     a = sp.identity(h * w, format="csr") * (1.0 + prior_weight) - cached_affinity(l_chan)
@@ -90,6 +96,56 @@ def propagate(l_chan: np.ndarray, mask: np.ndarray, values: np.ndarray,
         a_ff = (a_ff + sp.identity(a_ff.shape[0], format="csc") * 1e-6).tocsc()
     out[free] = splu(a_ff).solve(rhs)
     return out.reshape(h, w, -1).astype(np.float32)
+
+
+# Hint pixels whose columns of the inverse may be solved anew in one call; beyond this (a new
+# scribble) the direct solve of the free block is cheaper than that many triangular solves.
+MAX_NEW_PINS = 48
+
+_SYSTEMS: dict = {}
+_LOCK = threading.Lock()
+
+
+def _key(l_chan: np.ndarray) -> str:
+    arr = np.ascontiguousarray(l_chan, np.float32)
+    return f"{arr.shape}:" + hashlib.blake2b(arr.tobytes(), digest_size=16).hexdigest()
+
+
+def _solve_pinned(l_chan, pins, pinned, prior, prior_weight):
+    """:func:`propagate` with a prior, from one factorisation of the whole system per image.
+
+    ``A = (1 + lam) I - W`` is strictly diagonally dominant, so it is factored once per
+    lightness and weight, whatever the hints. Pinning pixels P to values v is the same as
+    solving ``A u = lam * prior + E z`` with ``E`` the columns of P and ``z`` such that
+    ``u_P = v``: ``(E' A^-1 E) z = v - u0_P`` with ``u0 = A^-1 lam prior``. The columns
+    ``A^-1 e_p`` are kept per pixel, so moving one hint costs one triangular solve instead of
+    a new factorisation. None when too many pixels are new (the caller solves directly).
+    """
+    key = (_key(l_chan), float(prior_weight))
+    sysm = _SYSTEMS.get(key)
+    new = pins if sysm is None else pins[[p not in sysm["cols"] for p in pins.tolist()]]
+    if len(new) > MAX_NEW_PINS:
+        return None
+    if sysm is None:
+        n = l_chan.size
+        a = sp.identity(n, format="csc") * (1.0 + prior_weight) - cached_affinity(l_chan).tocsc()
+        while len(_SYSTEMS) >= 4:  # an edit solves two systems (reach and correction)
+            _SYSTEMS.pop(next(iter(_SYSTEMS)))
+        sysm = _SYSTEMS[key] = {"lu": splu(a), "cols": {}}
+    cols = sysm["cols"]
+    if len(new):
+        if len(cols) + len(new) > 1024:
+            cols.clear()
+        rhs = np.zeros((l_chan.size, len(new)))
+        rhs[new, np.arange(len(new))] = 1.0
+        for p, col in zip(new.tolist(), sysm["lu"].solve(rhs).T):
+            cols[p] = col
+    inv = np.stack([cols[p] for p in pins.tolist()], axis=1)  # A^-1 E, (N, k)
+    u0 = sysm["lu"].solve(prior_weight * prior) if np.any(prior) else np.zeros_like(prior)
+    z = np.linalg.solve(inv[pins], pinned - u0[pins])
+    out = u0 + inv @ z
+    out[pins] = pinned
+    return out
 
 
 # Longest side of the hint correction's solve. Measured on bsds500-val with 10 random true hints:
@@ -104,7 +160,7 @@ def cached_affinity(l_chan: np.ndarray) -> sp.csr_matrix:
     """:func:`affinity`, kept for the last few lightness images by content: while a user edits
     hints on one image, only the hints change, and this matrix is a large part of each update."""
     arr = np.ascontiguousarray(l_chan, np.float32)
-    key = f"{arr.shape}:" + hashlib.blake2b(arr.tobytes(), digest_size=16).hexdigest()
+    key = _key(arr)
     if key not in _AFFINITY:
         while len(_AFFINITY) >= 4:
             _AFFINITY.pop(next(iter(_AFFINITY)))
