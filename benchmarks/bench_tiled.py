@@ -1,6 +1,6 @@
 """Time and peak memory of colorizing big images, each size in a fresh process.
 
-    python benchmarks/bench_tiled.py [--sizes 256 1024 4096] [--big 16000] [--big-downsample 2]
+    python benchmarks/bench_tiled.py [--sizes 256 1024 4096] [--big 16000] [--big-downsample N]
     python benchmarks/bench_tiled.py --mode tiled --sizes 1024 2048 4096 8192 --big 0   # s/MP in tiled mode
 
 The small sizes are numpy arrays colorized in memory (``mode="auto"``: whole up to the model's
@@ -66,11 +66,11 @@ def child(size: int, big: bool, downsample: int, out_dir: str, mode: str = "auto
             print(f"  ... {done}/{total} tile rows, {now - t0:.0f} s", file=sys.stderr, flush=True)
             last[0] = now
 
-    kw = {"model": model, "progress": progress}
+    kw = {"model": model, "progress": progress, "downsample": downsample or None}
     if mode == "tiled":
-        kw.update(mode="tiled", downsample=downsample)
+        kw.update(mode="tiled")
     if big:
-        kw.update(out=str(Path(out_dir) / "big.zarr"), dtype="uint8", downsample=downsample)
+        kw.update(out=str(Path(out_dir) / "big.zarr"), dtype="uint8")
     res = colorize(image, **kw)
     seconds = time.perf_counter() - t0
     assert res.shape == (size, size, 3)
@@ -83,7 +83,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="*", default=[256, 1024, 4096])
     ap.add_argument("--big", type=int, default=16000, help="side of the lazily generated case; 0 skips it")
-    ap.add_argument("--big-downsample", type=int, default=2)
+    ap.add_argument("--big-downsample", type=int, default=0,
+                    help="tiled mode's scale; 0: colorize's default (2, coarser above 8192 px)")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--mode", choices=("auto", "tiled"), default="auto",
                     help="tiled: force tiled mode (at --big-downsample) for the in-memory sizes too")

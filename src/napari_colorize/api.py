@@ -20,7 +20,7 @@ from .core.modelfile import Colorizer, load
 from .core.planes import check_image
 from .core.reference import with_reference
 from .core.temporal import check_temporal
-from .core.tiling import DEFAULT_DOWNSAMPLE, DEFAULT_TILE, array_writer, iter_tiled, tile_geometry
+from .core.tiling import DEFAULT_TILE, array_writer, auto_downsample, iter_tiled, tile_geometry
 from .omezarr import is_ome_path, open_ome
 from .omezarr import write as write_ome
 
@@ -102,7 +102,8 @@ def colorize(image, *, points=None, colors=None, model=None, temperature: float 
         Tile side in network pixels (multiple of 8, at least about 2.5 receptive fields);
         default 512.
     downsample : int, optional
-        Image pixels per network pixel in tiled mode; default 2.
+        Image pixels per network pixel in tiled mode; default 2, coarser for planes above
+        8192 px so that the network sees at most 4096 px (``core.tiling.auto_downsample``).
     level : int
         Pyramid level of a multiscale ``image``; 0 (full resolution) by default.
     temporal : float or bool
@@ -183,7 +184,7 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
         raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}.")
     alpha = check_temporal(temporal)
     tiled = mode == "tiled" or (mode == "auto" and (tile is not None or max(spatial) > m.tile_above))
-    k = DEFAULT_DOWNSAMPLE if downsample is None else check_number("downsample", downsample, 1, 64, integer=True)
+    k = auto_downsample(spatial) if downsample is None else check_number("downsample", downsample, 1, 64, integer=True)
     tile_px = DEFAULT_TILE if tile is None else check_number("tile", tile, 8, 8192, integer=True)
     if tiled:
         tile_geometry(m, tile_px)  # a bad tile size fails before anything is written

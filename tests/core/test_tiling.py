@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from skimage.color import rgb2lab
 
 from napari_colorize import InputError, colorize
-from napari_colorize.core.tiling import axis_windows, colorize_tiled, receptive_radius, tile_geometry
+from napari_colorize.core.tiling import (
+    DEFAULT_DOWNSAMPLE,
+    MAX_VIEW,
+    auto_downsample,
+    axis_windows,
+    colorize_tiled,
+    receptive_radius,
+    tile_geometry,
+)
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +162,12 @@ def test_multiscale_level_choice(tiny, gray_photo):
         colorize(pyramid, level=3, model=tiny)
     with pytest.raises(InputError, match="multiscale"):
         colorize(gray_photo, level=1, model=tiny)
+
+
+@given(st.integers(1, 200_000), st.integers(1, 200_000))
+def test_the_default_scale_keeps_the_networks_view_bounded(h, w):
+    k = auto_downsample((h, w))
+    assert k >= DEFAULT_DOWNSAMPLE
+    assert max(h, w) / k <= MAX_VIEW or k == DEFAULT_DOWNSAMPLE  # coarser only where the view is too big
+    if k > DEFAULT_DOWNSAMPLE:  # and no coarser than needed
+        assert max(h, w) / (k - 1) > MAX_VIEW

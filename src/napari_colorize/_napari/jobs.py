@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..api import iter_colorize
-from ..core.arrays import is_dask
 from ..core.errors import InputError
 from ..core.gen import drain
 from ..core.inspect import feature_maps, suggest_colors, uncertainty
@@ -21,7 +20,9 @@ def lazy_job(data, model, temperature=None):
     from .lazy import lazy_multiscale
 
     yield {"done": 0, "total": 1}
-    return lazy_multiscale(data, model, temperature=temperature)
+    out = lazy_multiscale(data, model, temperature=temperature)
+    yield {"done": 1, "total": 1}
+    return out
 
 
 def colorize_job(data, *, rgb: bool, points=None, colors=None, model=None, temperature=None, mode="auto",
@@ -38,9 +39,7 @@ def colorize_job(data, *, rgb: bool, points=None, colors=None, model=None, tempe
             out = stop.value
             break
         yield {"done": done, "total": total}
-    if is_dask(out):
-        return out
-    yield {"done": 1, "total": 1}
+    yield {"done": 1, "total": 1}  # a lazy result too: its global pass is done
     return out
 
 

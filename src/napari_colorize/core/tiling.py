@@ -28,6 +28,9 @@ from .temporal import smooth_ab
 
 DEFAULT_TILE = 512  # network pixels per window side
 DEFAULT_DOWNSAMPLE = 2  # image pixels per network pixel in tiled mode
+# Longest side, in network pixels, that the default scale lets the network see: above twice this
+# the scale coarsens, so the global pass of a huge plane costs what a 8192 px one does.
+MAX_VIEW = 4096
 BLEND = 32  # network pixels over which neighbouring windows cross-fade
 _STRIP_PIXELS = 1 << 21  # full-resolution pixels read at once in the global pass (bounds its memory)
 
@@ -180,6 +183,12 @@ def _steps(gen, offset: int, total: int):
         except StopIteration as stop:
             return stop.value
         yield offset + done, total
+
+
+def auto_downsample(shape: tuple[int, int], max_view: int = MAX_VIEW) -> int:
+    """Default scale of tiled mode: :data:`DEFAULT_DOWNSAMPLE`, or coarser so that the network's
+    view of a plane of ``shape`` (height, width) is at most ``max_view`` pixels on a side."""
+    return max(DEFAULT_DOWNSAMPLE, math.ceil(max(shape) / max_view))
 
 
 def tiled_steps(model: Colorizer, shape, downsample: int = DEFAULT_DOWNSAMPLE, tile: int | None = DEFAULT_TILE) -> int:
