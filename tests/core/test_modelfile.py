@@ -91,3 +91,19 @@ def test_bad_model_references_are_one_clear_error(tmp_path, monkeypatch, ref):
     with pytest.raises(ModelLoadError) as info:
         load_model(ref)
     assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+def test_a_hinted_pass_is_decoded_with_its_own_vividness(model):
+    import copy
+
+    from napari_colorize.core.model import annealed_mean, split_output
+
+    m = copy.deepcopy(model)
+    m.config.update(vivid=1.0, hint_vivid=0.0, calm=0.0)
+    out = torch.randn(1, m.bins.shape[0] + 2, 4, 5)
+    logits, reg = split_output(out, m.bins.shape[0])
+    torch.testing.assert_close(m.decode(out, hinted=True), reg)  # hint_vivid 0: the regressed ab
+    auto = annealed_mean(logits, m.bins, m.temperature, m.log_bias)
+    torch.testing.assert_close(m.decode(out, hinted=False), auto)  # vivid 1: the distribution's guess
+    del m.config["hint_vivid"]
+    torch.testing.assert_close(m.decode(out, hinted=True), auto)  # without it, as vivid says

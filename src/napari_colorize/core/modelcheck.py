@@ -28,6 +28,7 @@ CONFIG_RANGES = {
     "hint_reach": (float, 0.0, 1.0),
     "calm": (float, 0.0, 1.0),
     "hint_spread": (float, 0.0, 1.0),
+    "hint_vivid": (float, 0.0, 1.0),
 }
 
 

@@ -98,15 +98,18 @@ class Colorizer:
 
         ``calm`` (pulling uncertain pixels toward neutral) applies to automatic colorization
         only: with ``hinted`` the user has settled what the network was unsure of, and measured
-        on real photos, calm then costs PSNR.
+        on real photos, calm then costs PSNR. A hinted pass uses ``hint_vivid`` where the card
+        has it, else ``vivid``.
         """
         t = self.temperature if temperature is None else float(temperature)
         if self.reference is not None:
             return self.reference.decode(out, self.bins.to(out.device), t)
         bias = self.log_bias
         calm = 0.0 if hinted else float(self.config.get("calm", 0.0))
+        # a hinted pass has its own vividness: where the user gave colors, the safer guess elsewhere
+        vivid = float(self.config.get("hint_vivid", self.vivid)) if hinted else self.vivid
         return decode(out, self.bins.to(out.device), t, None if bias is None else bias.to(out.device),
-                      self.vivid, calm)
+                      vivid, calm)
 
     @property
     def hint_reach(self) -> float:

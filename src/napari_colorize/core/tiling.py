@@ -248,7 +248,7 @@ def tiled_field(model: Colorizer, plane, points=None, colors=None, temperature: 
             hint_ab, mask = _window_hints(pts, cols, oy * k, ox * k, sy * k, sx * k, (sy, sx))
             with torch.inference_mode():
                 logits = model.net(encode_input(l_net, hint_ab, mask), context=context)
-                ab = model.decode(logits, temperature, hinted=len(pts) > 0)
+                ab = model.decode(logits, temperature, hinted=bool(mask.any()))
                 ab = smooth_ab(state, (i, j), ab, F.avg_pool2d(l_net, 2), temporal)
             ab = ab[0].numpy()
             wgt = ramp_y[:, None] * ramps_x[j][None, :]
