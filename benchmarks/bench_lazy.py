@@ -80,6 +80,8 @@ def viewer_first_tiles(size: int, chunk: int, shot: str | None) -> dict:
         while dock.running or "big colorized" not in viewer.layers:
             if time.perf_counter() > end:
                 raise TimeoutError("no result layer")
+            if not dock.running and time.perf_counter() - t0 > 1.0 and "big colorized" not in viewer.layers:
+                raise RuntimeError(f"no result layer; the dock says: {dock.status.value}")
             QApplication.processEvents()
             time.sleep(0.002)
         t_layer = time.perf_counter() - t0

@@ -102,8 +102,9 @@ def colorize(image, *, points=None, colors=None, model=None, temperature: float 
         Tile side in network pixels (multiple of 8, at least about 2.5 receptive fields);
         default 512.
     downsample : int, optional
-        Image pixels per network pixel in tiled mode; default 2, coarser for planes above
-        8192 px so that the network sees at most 4096 px (``core.tiling.auto_downsample``).
+        Image pixels per network pixel in tiled mode; default 2, coarser for planes of more
+        than 8192 x 8192 pixels so that the network sees at most 4096 x 4096
+        (``core.tiling.auto_downsample``).
     level : int
         Pyramid level of a multiscale ``image``; 0 (full resolution) by default.
     temporal : float or bool

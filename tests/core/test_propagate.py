@@ -78,3 +78,26 @@ def test_edits_reuse_one_factorisation_and_match_the_direct_solve(monkeypatch):
         np.testing.assert_allclose(fast, direct, atol=1e-3)
         np.testing.assert_array_equal(fast[mask], values[mask])
     assert len(prop._SYSTEMS) == 1 and len(next(iter(prop._SYSTEMS.values()))["cols"]) == 6
+
+
+def test_a_full_column_cache_keeps_the_columns_still_pinned(monkeypatch):
+    from napari_colorize.core import propagate as prop
+
+    monkeypatch.setattr(prop, "COLUMN_BYTES", 0)  # the smallest cache: 2 * MAX_NEW_PINS columns
+    rng = np.random.default_rng(5)
+    l_chan = _two_regions(40, 40) + rng.normal(0, 2, (40, 40))
+    values = rng.normal(0, 30, (40, 40, 2)).astype(np.float32)
+    prior = np.zeros_like(values)
+    prop._SYSTEMS.clear()
+    order = rng.permutation(np.arange(1, 1600))
+    for step in range(6):  # a long edit: pixel 0 stays pinned while 40 new ones come each time
+        mask = np.zeros(1600, bool)
+        mask[0] = True
+        mask[order[40 * step : 40 * (step + 1)]] = True
+        mask = mask.reshape(40, 40)
+        fast = propagate(l_chan, mask, values, prior, 1e-2)
+        with monkeypatch.context() as m:
+            m.setattr(prop, "_solve_pinned", lambda *a: None)
+            np.testing.assert_allclose(fast, propagate(l_chan, mask, values, prior, 1e-2), atol=1e-3)
+    cols = next(iter(prop._SYSTEMS.values()))["cols"]
+    assert 0 in cols and len(cols) <= 2 * prop.MAX_NEW_PINS

@@ -168,6 +168,7 @@ def test_multiscale_level_choice(tiny, gray_photo):
 def test_the_default_scale_keeps_the_networks_view_bounded(h, w):
     k = auto_downsample((h, w))
     assert k >= DEFAULT_DOWNSAMPLE
-    assert max(h, w) / k <= MAX_VIEW or k == DEFAULT_DOWNSAMPLE  # coarser only where the view is too big
+    view = h * w / k**2  # network pixels
+    assert view <= MAX_VIEW**2 or k == DEFAULT_DOWNSAMPLE  # coarser only where the view is too big
     if k > DEFAULT_DOWNSAMPLE:  # and no coarser than needed
-        assert max(h, w) / (k - 1) > MAX_VIEW
+        assert h * w / (k - 1) ** 2 > MAX_VIEW**2

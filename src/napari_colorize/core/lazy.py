@@ -19,23 +19,25 @@ from .errors import InputError
 from .gen import drain
 from .inference import mid_factor, whole_field
 from .modelfile import Colorizer
-from .tiling import DEFAULT_DOWNSAMPLE, DEFAULT_TILE, tiled_field
+from .tiling import DEFAULT_TILE, auto_downsample, tiled_field
 
 CHUNK = 2048  # output chunk side when the input's chunks are far from a useful size
 CHUNK_RANGE = (512, 4096)  # input chunk sides kept as they are
 
 
 def plane_field(model: Colorizer, plane, *, tiled: bool, points=None, colors=None,
-                temperature: float | None = None, downsample: int = DEFAULT_DOWNSAMPLE,
+                temperature: float | None = None, downsample: int | None = None,
                 tile: int | None = DEFAULT_TILE) -> ChromaField:
     """Global pass of one plane (ndarray, memmap, zarr or dask), gray (H, W) or RGB (H, W, 3).
 
-    ``tiled`` picks tiled colorization at ``downsample`` in windows of ``tile``
+    ``tiled`` picks tiled colorization at ``downsample`` (None: :func:`.tiling.auto_downsample`
+    of the plane) in windows of ``tile``
     (:func:`.tiling.tiled_field`), else the whole plane at the working size
     (:func:`.inference.whole_field`). A dask plane is read chunk by chunk, never whole.
     """
     unit = UnitMap(plane)
     if tiled:
+        downsample = auto_downsample(plane.shape[:2]) if downsample is None else downsample
         return drain(tiled_field(model, plane, points, colors, temperature, downsample=downsample, tile=tile,
                                  unit=unit))
     shape = tuple(plane.shape[:2])
@@ -123,7 +125,7 @@ def _chunk_rgb(fld: ChromaField, block, y0: int, x0: int, factor) -> np.ndarray:
 
 
 def colorize_dask(image, model: Colorizer, *, is_rgb: bool, tiled: bool, hints=None, temperature=None,
-                  downsample: int = DEFAULT_DOWNSAMPLE, tile: int | None = DEFAULT_TILE):
+                  downsample: int | None = None, tile: int | None = DEFAULT_TILE):
     """Lazy float32 RGB of a dask image (..., H, W) or (..., H, W, 3), chunked like the input.
 
     Parameters
@@ -176,7 +178,7 @@ def _rgb(arr) -> bool:
 
 
 def colorize_pyramid(levels: list, model: Colorizer, *, global_level: int | None = None,
-                     temperature: float | None = None, downsample: int = DEFAULT_DOWNSAMPLE,
+                     temperature: float | None = None, downsample: int | None = None,
                      tile: int | None = DEFAULT_TILE):
     """Lazy multiscale RGB of a 2D pyramid (largest first): one global pass, at ``global_level``
     (default :func:`pick_global_level`), and every level's chunks from it.

@@ -37,8 +37,8 @@ class Colorizer:
         Class-rebalancing weights used in training.
     config : dict
         ``width``, ``working_size`` (longest side the network sees), ``tile_above`` and the
-        decoding settings ``temperature``, ``vivid``, ``calm``, ``debias`` and ``hint_reach``
-        (ranges in :data:`.modelcheck.CONFIG_RANGES`).
+        decoding settings ``temperature``, ``vivid``, ``calm``, ``debias``, ``hint_reach``,
+        ``hint_spread`` and ``hint_vivid`` (ranges in :data:`.modelcheck.CONFIG_RANGES`).
     card : dict
         Free-form model card (training data, steps, seed, validation metrics).
     reference : Reference or None

@@ -101,6 +101,10 @@ def propagate(l_chan: np.ndarray, mask: np.ndarray, values: np.ndarray,
 # Hint pixels whose columns of the inverse may be solved anew in one call; beyond this (a new
 # scribble) the direct solve of the free block is cheaper than that many triangular solves.
 MAX_NEW_PINS = 48
+# Largest system (pixels) factored whole and kept, and the memory its cached columns may take:
+# the hint solves are at most SOLVE_SIDE px on a side, far below this.
+MAX_PIXELS = 1 << 18
+COLUMN_BYTES = 64 << 20
 
 _SYSTEMS: dict = {}
 _LOCK = threading.Lock()
@@ -121,22 +125,26 @@ def _solve_pinned(l_chan, pins, pinned, prior, prior_weight):
     ``A^-1 e_p`` are kept per pixel, so moving one hint costs one triangular solve instead of
     a new factorisation. None when too many pixels are new (the caller solves directly).
     """
+    n = l_chan.size
+    cap = max(2 * MAX_NEW_PINS, COLUMN_BYTES // (8 * n))  # columns kept per system
+    if n > MAX_PIXELS or len(pins) > cap:
+        return None
     key = (_key(l_chan), float(prior_weight))
     sysm = _SYSTEMS.get(key)
     new = pins if sysm is None else pins[[p not in sysm["cols"] for p in pins.tolist()]]
     if len(new) > MAX_NEW_PINS:
         return None
     if sysm is None:
-        n = l_chan.size
         a = sp.identity(n, format="csc") * (1.0 + prior_weight) - cached_affinity(l_chan).tocsc()
         while len(_SYSTEMS) >= 4:  # an edit solves two systems (reach and correction)
             _SYSTEMS.pop(next(iter(_SYSTEMS)))
         sysm = _SYSTEMS[key] = {"lu": splu(a), "cols": {}}
     cols = sysm["cols"]
     if len(new):
-        if len(cols) + len(new) > 1024:
-            cols.clear()
-        rhs = np.zeros((l_chan.size, len(new)))
+        in_use = set(pins.tolist())
+        for p in [p for p in cols if p not in in_use][: max(0, len(cols) + len(new) - cap)]:
+            del cols[p]  # oldest first; the columns of the pins of this call stay
+        rhs = np.zeros((n, len(new)))
         rhs[new, np.arange(len(new))] = 1.0
         for p, col in zip(new.tolist(), sysm["lu"].solve(rhs).T):
             cols[p] = col
@@ -161,11 +169,13 @@ def cached_affinity(l_chan: np.ndarray) -> sp.csr_matrix:
     hints on one image, only the hints change, and this matrix is a large part of each update."""
     arr = np.ascontiguousarray(l_chan, np.float32)
     key = _key(arr)
-    if key not in _AFFINITY:
+    w = _AFFINITY.get(key)
+    if w is None:
+        w = affinity(arr)
         while len(_AFFINITY) >= 4:
-            _AFFINITY.pop(next(iter(_AFFINITY)))
-        _AFFINITY[key] = affinity(arr)
-    return _AFFINITY[key]
+            _AFFINITY.pop(next(iter(_AFFINITY)), None)
+        _AFFINITY[key] = w
+    return w  # held here: another thread may evict it from the dict meanwhile
 
 
 def hint_pixels(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

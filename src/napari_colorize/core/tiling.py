@@ -28,8 +28,9 @@ from .temporal import smooth_ab
 
 DEFAULT_TILE = 512  # network pixels per window side
 DEFAULT_DOWNSAMPLE = 2  # image pixels per network pixel in tiled mode
-# Longest side, in network pixels, that the default scale lets the network see: above twice this
-# the scale coarsens, so the global pass of a huge plane costs what a 8192 px one does.
+# Side, in network pixels, of the largest square view the default scale lets the network see:
+# above 8192 x 8192 pixels the scale coarsens, so the global pass of a huge plane costs what an
+# 8192 px one does.
 MAX_VIEW = 4096
 BLEND = 32  # network pixels over which neighbouring windows cross-fade
 _STRIP_PIXELS = 1 << 21  # full-resolution pixels read at once in the global pass (bounds its memory)
@@ -186,9 +187,12 @@ def _steps(gen, offset: int, total: int):
 
 
 def auto_downsample(shape: tuple[int, int], max_view: int = MAX_VIEW) -> int:
-    """Default scale of tiled mode: :data:`DEFAULT_DOWNSAMPLE`, or coarser so that the network's
-    view of a plane of ``shape`` (height, width) is at most ``max_view`` pixels on a side."""
-    return max(DEFAULT_DOWNSAMPLE, math.ceil(max(shape) / max_view))
+    """Default scale of tiled mode: :data:`DEFAULT_DOWNSAMPLE`, or coarser so that the network
+    sees at most ``max_view`` squared pixels of a plane of ``shape`` (height, width).
+
+    By area, not by the longest side, so a long thin strip keeps its detail across."""
+    h, w = shape
+    return max(DEFAULT_DOWNSAMPLE, math.ceil(math.sqrt(h * w) / max_view))
 
 
 def tiled_steps(model: Colorizer, shape, downsample: int = DEFAULT_DOWNSAMPLE, tile: int | None = DEFAULT_TILE) -> int:
@@ -248,7 +252,7 @@ def tiled_field(model: Colorizer, plane, points=None, colors=None, temperature: 
             hint_ab, mask = _window_hints(pts, cols, oy * k, ox * k, sy * k, sx * k, (sy, sx))
             with torch.inference_mode():
                 logits = model.net(encode_input(l_net, hint_ab, mask), context=context)
-                ab = model.decode(logits, temperature, hinted=bool(mask.any()))
+                ab = model.decode(logits, temperature, hinted=len(pts) > 0)  # per plane: no seams
                 ab = smooth_ab(state, (i, j), ab, F.avg_pool2d(l_net, 2), temporal)
             ab = ab[0].numpy()
             wgt = ramp_y[:, None] * ramps_x[j][None, :]
