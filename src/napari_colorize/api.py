@@ -15,7 +15,7 @@ from .core.errors import InputError
 from .core.gen import drain
 from .core.hints import check_hints, float_array
 from .core.inference import colorize_plane
-from .core.lazy import colorize_dask
+from .core.lazy import iter_colorize_dask
 from .core.modelfile import Colorizer, load
 from .core.planes import check_image
 from .core.reference import with_reference
@@ -220,8 +220,8 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
         if alpha and lead_shape:
             res = _colorize_dask_temporal(_as_dask(image), is_rgb, lead_shape, run_plane, state_for)
         else:
-            res = colorize_dask(_as_dask(image), m, is_rgb=is_rgb, tiled=tiled, hints=plane_hints,
-                                temperature=temperature, downsample=k, tile=tile_px)
+            res = yield from iter_colorize_dask(_as_dask(image), m, is_rgb=is_rgb, tiled=tiled, hints=plane_hints,
+                                                temperature=temperature, downsample=k, tile=tile_px)
         if out is None:
             return res
         yield from write_ome(res, out, dtype=dtype, scale=scale)

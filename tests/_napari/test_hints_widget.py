@@ -86,6 +86,11 @@ def test_the_docks_color_goes_to_the_next_points_only(qtbot, scene):
     np.testing.assert_allclose(pts.face_color[0], (1, 0, 0, 1))  # the placed point keeps its color
     pts.add([[20, 20]])
     np.testing.assert_allclose(pts.face_color[1], (0, 0, 1, 1))
+    w.tool.set_color(GREEN)
+    pts.selected_data = {0}  # napari makes the selected point's red the current color
+    pts.add([[30, 30]])
+    np.testing.assert_allclose(pts.face_color[2][:3], GREEN)  # the dock's color, not the selected one's
+    np.testing.assert_allclose(pts.face_color[0], (1, 0, 0, 1))
 
 
 def test_the_eyedropper_takes_the_color_of_an_rgb_layer_without_adding_a_point(qtbot, scene):
@@ -202,3 +207,32 @@ def test_a_renamed_result_survives_a_rerun_and_new_layers_keep_each_run(qtbot, s
     _run(qtbot, w)
     names = [layer.name for layer in viewer.layers if layer.name.startswith("img colorized")]
     assert len(names) == 3 and viewer.layers["img colorized"] is second
+    order = [layer.name for layer in viewer.layers]
+    newest = max((n for n in names if "[" in n), key=lambda n: int(n.split("[")[1].rstrip("]")))
+    # the newest result is drawn over every earlier one and the input; the hints stay on top
+    assert order.index(newest) == max(order.index(n) for n in names + ["automatic", "img"])
+    assert order.index("hints") > order.index(newest), order
+
+
+def test_a_result_added_while_placing_hints_leaves_the_hints_layer_selected(qtbot, scene):
+    viewer, w, src = scene
+    pts = viewer.layers[w.tool.make_layer().name]
+    w.new_each.value = True
+    pts.add([[30, 30]])
+    _run(qtbot, w)
+    assert "img colorized" in viewer.layers
+    assert viewer.layers.selection.active is pts and pts.mode == "add"
+
+
+def test_choosing_no_reference_again_turns_recolor_back_to_colorize(qtbot, colorize_dock):
+    viewer, w = colorize_dock
+    photo = viewer.add_image(np.random.default_rng(0).random((24, 24, 3)), rgb=True, name="photo")
+    viewer.add_image(np.random.default_rng(1).random((16, 16, 3)), rgb=True, name="palette")
+    w.reset_choices()
+    w.image.value = photo
+    combo = w.reference.native
+    combo.setCurrentIndex(combo.findText("palette"))
+    assert w.run_btn.text == "Recolor" and w.strength.enabled
+    combo.setCurrentIndex(combo.findText("(none)"))
+    assert w.reference.value is None
+    assert w.run_btn.text == "Colorize" and not w.strength.enabled

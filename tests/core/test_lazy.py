@@ -148,3 +148,12 @@ def test_cli_writes_ome_zarr_and_keeps_an_ome_zarr_inputs_scale(tiny, plane, tmp
     ms = dict(group.attrs)["ome"]["multiscales"][0]
     assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 0.3, 0.3]
     assert group["0"].dtype == np.uint8 and group["0"].shape == (3, 600, 700)
+
+
+def test_a_tiled_global_pass_of_a_dask_plane_reports_its_rows(tiny, plane):
+    seen = []
+    lazy = colorize(da.from_array(plane, chunks=512), model=tiny, mode="tiled", tile=256, downsample=2,
+                    progress=lambda done, total: seen.append((done, total)))
+    assert len(seen) > 1 and seen[-1][0] == seen[-1][1]  # one report per row of windows, the last full
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert lazy.shape == plane.shape + (3,)

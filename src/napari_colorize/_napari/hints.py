@@ -164,6 +164,34 @@ def set_next_color(layer, rgb) -> None:
             layer.current_edge_color = rgba
 
 
+def keep_next_color(layer, color: Callable) -> Callable:
+    """Give points added to ``layer`` the color ``color()``; returns the disconnector.
+
+    napari makes a selected point's color the current one, so a point added after selecting or
+    moving another would take that point's color instead of the one chosen for the next hints.
+    Only additions (``add``, a click in add mode) are recolored, never points set as data.
+    """
+    from napari.layers import Points
+
+    if not isinstance(layer, Points):
+        return lambda: None
+
+    def on_data(event=None):
+        action = str(getattr(getattr(event, "action", None), "value", getattr(event, "action", "")))
+        idx = np.asarray(getattr(event, "data_indices", ()) or (), int)
+        if action != "added" or not len(idx) or (idx >= 0).any():
+            return
+        rgba = np.append(np.asarray(color(), float)[:3], 1.0)
+        faces = np.array(layer.face_color, float)
+        if np.allclose(faces[idx], rgba, atol=1e-3):
+            return
+        faces[idx] = rgba
+        layer.face_color = faces
+
+    layer.events.data.connect(on_data)
+    return lambda: layer.events.data.disconnect(on_data)
+
+
 def _new_label(layer, rgba) -> None:
     from napari.utils.colormaps import DirectLabelColormap
 

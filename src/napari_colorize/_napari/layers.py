@@ -175,17 +175,38 @@ def hints_from_points(points_layer, image_layer):
     return to_image_coords(points_layer, points_layer.data, image_layer), colors
 
 
+def _above_results(viewer, source, layer) -> int:
+    """Index just above ``source`` and the image layers made from it (renamed or ``<source> ...``)."""
+    from napari.layers import Image
+
+    top, own = viewer.layers.index(source), viewer.layers.index(layer)  # by index: layers may be proxies
+    for i, other in enumerate(viewer.layers):
+        ours = other.metadata.get(SOURCE_KEY) == _source_id(source) or other.name.startswith(f"{source.name} ")
+        if i != own and isinstance(other, Image) and ours:  # renamed results count too
+            top = max(top, i)
+    return top + 1
+
+
+SOURCE_KEY = "napari_colorize_source"  # metadata of a result: the layer it was made from
+
+
+def _source_id(source) -> str:
+    return str(getattr(source, "unique_id", id(source)))
+
+
 def publish(viewer, source, data, what: str, cache: dict, *, kind: str = "image", new: bool = False,
             **kwargs):
     """Add ``<source name> <what>`` or update it in place when its shape still fits.
 
     The new layer takes the source's scale and translate unless ``scale``/``translate`` are given,
-    and sits right above the source so hint points and other overlays stay on top. ``kind`` is
+    and sits right above the source and its other image results, so the newest shows while hint
+    points and other overlays stay on top; a layer being drawn on (points, shapes, labels) stays
+    the selected one. ``kind`` is
     ``"image"`` or ``"labels"``; a same-named layer of another type is replaced. A layer the user
     renamed is kept as it is (a result to compare with) and a new one is added; so is one with
     ``new``, which keeps every earlier result.
     """
-    from napari.layers import Image, Labels
+    from napari.layers import Image, Labels, Points, Shapes
 
     cls, add = {"image": (Image, viewer.add_image), "labels": (Labels, viewer.add_labels)}[kind]
     name = f"{source.name} {what}"
@@ -205,8 +226,13 @@ def publish(viewer, source, data, what: str, cache: dict, *, kind: str = "image"
     else:
         if layer is not None:
             viewer.layers.remove(layer)
+        drawing = viewer.layers.selection.active
         layer = add(data, name=name, **kwargs)  # napari numbers a taken name: "<name> [1]"
+        layer.metadata[SOURCE_KEY] = _source_id(source)
         if source in viewer.layers:
-            viewer.layers.move(viewer.layers.index(layer), viewer.layers.index(source) + 1)
+            viewer.layers.move(viewer.layers.index(layer), _above_results(viewer, source, layer))
+        if isinstance(drawing, (Points, Shapes, Labels)) and drawing in viewer.layers:
+            # a result added while the user places hints must not take the clicks meant for them
+            viewer.layers.selection.active = drawing
     cache[(id(source), what)] = (layer, layer.name)
     return layer

@@ -31,15 +31,24 @@ def plane_field(model: Colorizer, plane, *, tiled: bool, points=None, colors=Non
     """Global pass of one plane (ndarray, memmap, zarr or dask), gray (H, W) or RGB (H, W, 3).
 
     ``tiled`` picks tiled colorization at ``downsample`` (None: :func:`.tiling.auto_downsample`
-    of the plane) in windows of ``tile``
-    (:func:`.tiling.tiled_field`), else the whole plane at the working size
-    (:func:`.inference.whole_field`). A dask plane is read chunk by chunk, never whole.
+    of the plane) in windows of ``tile`` (:func:`.tiling.tiled_field`), else the whole plane at
+    the working size (:func:`.inference.whole_field`). A dask plane is read chunk by chunk, never
+    whole. :func:`iter_plane_field` is the same pass, reporting its progress.
     """
+    return drain(iter_plane_field(model, plane, tiled=tiled, points=points, colors=colors,
+                                  temperature=temperature, downsample=downsample, tile=tile))
+
+
+def iter_plane_field(model: Colorizer, plane, *, tiled: bool, points=None, colors=None,
+                     temperature: float | None = None, downsample: int | None = None,
+                     tile: int | None = DEFAULT_TILE):
+    """Generator of :func:`plane_field`: yields ``(done, total)`` per row of windows in tiled
+    mode and returns the field."""
     unit = UnitMap(plane)
     if tiled:
         downsample = auto_downsample(plane.shape[:2]) if downsample is None else downsample
-        return drain(tiled_field(model, plane, points, colors, temperature, downsample=downsample, tile=tile,
-                                 unit=unit))
+        return (yield from tiled_field(model, plane, points, colors, temperature, downsample=downsample,
+                                       tile=tile, unit=unit))
     shape = tuple(plane.shape[:2])
     q = mid_factor(shape, model.working_size)
     l_mid = _dask_lightness(plane, unit, q) if is_dask(plane) else read_lightness(plane, unit, q)
@@ -124,8 +133,8 @@ def _chunk_rgb(fld: ChromaField, block, y0: int, x0: int, factor) -> np.ndarray:
     return fld.rgb(block, y0, x0, factor)
 
 
-def colorize_dask(image, model: Colorizer, *, is_rgb: bool, tiled: bool, hints=None, temperature=None,
-                  downsample: int | None = None, tile: int | None = DEFAULT_TILE):
+def iter_colorize_dask(image, model: Colorizer, *, is_rgb: bool, tiled: bool, hints=None, temperature=None,
+                       downsample: int | None = None, tile: int | None = DEFAULT_TILE):
     """Lazy float32 RGB of a dask image (..., H, W) or (..., H, W, 3), chunked like the input.
 
     Parameters
@@ -140,6 +149,9 @@ def colorize_dask(image, model: Colorizer, *, is_rgb: bool, tiled: bool, hints=N
         ``hints(index)`` gives ``(points, colors)`` for the plane at leading index ``index``.
     temperature, downsample, tile :
         As for :func:`plane_field`.
+
+    A generator: a single plane's global pass runs now and yields ``(done, total)`` per row of
+    windows in tiled mode; a stack's run when chunks are computed. Returns the lazy result.
     """
     import dask.array as da
 
@@ -154,7 +166,9 @@ def colorize_dask(image, model: Colorizer, *, is_rgb: bool, tiled: bool, hints=N
     if int(np.prod(lead)) == 1:
         index = (0,) * n_lead
         plane = image[index] if n_lead else image
-        res = lazy_rgb(plane, field_of(plane, index))
+        p, c = hints(index) if hints is not None else (None, None)
+        fld = yield from iter_plane_field(model, plane, points=p, colors=c, **kw)
+        res = lazy_rgb(plane, fld)
         return res.reshape(lead + res.shape)
     planes = [lazy_rgb(image[index], partial(_field_task, field_of, index)) for index in np.ndindex(*lead)]
     return da.stack(planes).reshape(lead + planes[0].shape)

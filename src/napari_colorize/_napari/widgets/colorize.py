@@ -15,7 +15,7 @@ from ...core.modelfile import available_models, load
 from ...core.planes import check_image
 from ...core.scribbles import palette
 from ..dock import Dock
-from ..hints import hint_layer_types, hints_from_layer, watch
+from ..hints import hint_layer_types, hints_from_layer, keep_next_color, watch
 from ..jobs import colorize_job, lazy_job, preview_job
 from ..layers import current_index, fov_crop, image_data, level_factor, level_placement, publish
 from .hint_tool import HintTool
@@ -110,12 +110,17 @@ class ColorizeWidget(Dock):
         self.preview_btn.changed.connect(lambda *_: self.preview())
         self.image.changed.connect(self._on_image)
         self.reference.changed.connect(self._on_image)
+        # "(none)" is not announced by ``changed`` (None is the combo's null value)
+        self.reference.native.currentIndexChanged.connect(lambda *_: self._on_image())
         self.model.changed.connect(self._on_model)
         self.hints.changed.connect(self._watch_hints)
+        self.hints.changed.connect(self._follow_hints)
+        self._unfollow = None
         self.auto.changed.connect(self._watch_hints)
         self._debounced = qdebounced(self._on_hints_changed, timeout=DEBOUNCE_MS)
         on_models_changed(self._refresh_models)
         self.reset_choices()
+        self._follow_hints()
         self._on_model()
         self._on_image()
 
@@ -157,6 +162,12 @@ class ColorizeWidget(Dock):
     def _adopt(self, layer):
         self.reset_choices()
         self.hints.value = layer
+
+    def _follow_hints(self, *_):
+        if self._unfollow is not None:
+            self._unfollow()
+        layer = self.hints.value
+        self._unfollow = None if layer is None else keep_next_color(layer, lambda: self.tool.color)
 
     def _watch_hints(self, *_):
         if self._unwatch is not None:
