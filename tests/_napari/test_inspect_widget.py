@@ -53,3 +53,23 @@ def test_uncertainty_and_palette_add_layers_and_hints(qtbot, dock, model):
     np.testing.assert_allclose(hints.data[0], (60.0, 80.0), atol=1e-6)
     np.testing.assert_allclose(hints.face_color[0, :3], shown[0].property("rgb"), atol=1e-6)
     assert w.hints.value is hints
+
+
+def test_the_gray_input_is_preselected_not_a_colorized_result(make_napari_viewer, gray_photo, photo):
+    viewer = make_napari_viewer()
+    gray = viewer.add_image(gray_photo[:96, :120], name="photo")
+    viewer.add_image(gray_photo[:48, :60] / 255.0, name="photo uncertainty")  # this dock's own output
+    viewer.add_image(photo[:96, :120], name="photo colorized")  # selected, as napari selects what is added
+    _, w = viewer.window.add_plugin_dock_widget("napari-colorize", "Inspect model")
+    assert w.image.value is gray
+
+
+def test_with_only_rgb_layers_an_rgb_layer_is_still_preselected(make_napari_viewer, photo):
+    viewer = make_napari_viewer()
+    rgb = viewer.add_image(photo[:96, :120], name="photo")
+    _, w = viewer.window.add_plugin_dock_widget("napari-colorize", "Inspect model")
+    assert w.image.value is rgb
+    gray = viewer.add_image(photo[:96, :120, 0], name="red")
+    assert w.image.value is rgb  # a choice once made stays
+    viewer.layers.remove(rgb)
+    assert w.image.value is gray

@@ -130,11 +130,11 @@ def test_bad_layers_get_a_notification_and_the_rest_still_shows(qtbot, widget, i
     lw = viewer.add_image(washed, name="washed")
     nan = viewer.add_image(np.full((48, 64, 3), np.nan, dtype=np.float32), name="nan", rgb=True)
     small = viewer.add_image(washed[:40], name="cropped")
-    w.layers.value = [lg, lw, nan, small]
+    assert lg not in w.layers.choices  # metrics are defined for RGB layers only
+    w.layers.value = [lw, nan, small]
     w.reference.value = viewer.add_image(ref, name="truth")
     _settle(qtbot, w)
     msgs = "\n".join(errors)
-    assert "'gray' is not an RGB layer" in msgs
     assert "'cropped' ((40, 64, 3)) and the reference 'truth' ((48, 64, 3)) differ" in msgs
     assert "'nan': The image contains NaN" in msgs
     assert [w.cell(i, "Layer") for i in range(w.table.rowCount())] == [
@@ -145,3 +145,40 @@ def test_update_without_layers_says_what_to_do(widget, errors):
     _, w = widget
     w.update_metrics()
     assert errors == ["Choose one or more RGB layers to measure."]
+
+
+def test_only_rgb_layers_are_offered_and_results_are_preselected(qtbot, make_napari_viewer, images, errors):
+    viewer = make_napari_viewer()
+    ref, washed, gray = images
+    viewer.add_image(gray, name="photo")
+    viewer.add_image(gray.astype(np.float32) / 255, name="photo uncertainty")
+    truth = viewer.add_image(ref, name="truth", visible=False)
+    result = viewer.add_image(washed, name="photo colorized")
+    viewer.layers.selection.active = truth  # a selected reference is still not what is measured first
+    _, w = viewer.window.add_plugin_dock_widget("napari-colorize", "Metrics")
+    assert [lay.name for lay in w.layers.choices] == ["truth", "photo colorized"]
+    assert w.layers.value == [result]
+    _settle(qtbot, w)  # measured at once, with no "Choose one or more RGB layers" error
+    assert not errors and w.cell(0, "Layer") == "photo colorized"
+
+    again = viewer.add_image(washed[:, ::-1], name="photo recolored")  # a new result joins
+    assert w.layers.value == [result, again]
+    w.layers.value = [result]  # the user's pick stays
+    viewer.add_image(washed, name="photo colorized [1]")
+    assert w.layers.value == [result]
+
+
+def test_without_results_the_last_visible_rgb_layer_is_preselected_never_the_reference(widget, images):
+    viewer, w = widget
+    ref, washed, gray = images
+    assert w.layers.value == []
+    lw = viewer.add_image(washed, name="washed")
+    assert w.layers.value == [lw]  # an empty list takes the first RGB layer added
+    truth = viewer.add_image(ref, name="truth")
+    assert w.layers.value == [lw]  # a later plain layer does not replace it
+    viewer.add_image(gray, name="gray")
+    w.reference.value = lw  # the reference is not measured as a layer: the next RGB layer is
+    assert w.layers.value == [truth]
+    w.layers.value = []  # a cleared list is the user's choice and stays empty
+    viewer.add_image(washed, name="photo colorized")
+    assert w.layers.value == []

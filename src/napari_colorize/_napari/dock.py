@@ -302,6 +302,8 @@ class Dock(Container):
         from napari.utils.notifications import show_error
 
         self.status.value = msg
+        if self._worker is None:
+            self.progress.value = 0  # a bar left full by an earlier run would read as this one's
         show_error(one_line(msg))
 
     def info(self, msg: str) -> None:

@@ -1,7 +1,7 @@
 """Fine-tuning job for a thread worker, and the evented status the Fine-tune widget observes.
 
 The job is a plain generator without Qt: it yields event dicts (``kind`` = ``state``, ``start``,
-``step``, ``preview``) and returns what it saved. The widget feeds the events into a
+``step``, ``end``, ``preview``) and returns what it saved. The widget feeds the events into a
 :class:`FinetuneStatus` in the main thread and redraws from its signals.
 """
 
@@ -37,12 +37,14 @@ class FinetuneStatus:
     settled: bool = False  # whether ``total`` is final (a time budget estimates it at first)
     loss: float = math.nan
     error: float = math.nan
+    error_step: int = 0  # step ``error`` was measured at: validations are a few steps apart
     before: float = math.nan
     best: float = math.nan
     best_step: int = 0
     eta: float = math.nan
     elapsed: float = 0.0
     message: str = ""
+    stopping: bool = False  # Stop was pressed: step reports keep ``message`` (the stopping notice)
 
     def update(self, event: dict) -> None:
         """Apply one event of :func:`finetune_job`."""
@@ -54,31 +56,39 @@ class FinetuneStatus:
             self.total, self.settled = event["total"], event["settled"]
             self.step = event["step"]
             self.before = event["before"]["val_ab_rmse"]
-            self.error = event["val_curve"][-1][1]["val_ab_rmse"]
+            self.error_step, last = event["val_curve"][-1]
+            self.error = last["val_ab_rmse"]
             self.best, self.best_step = event["best"]["val_ab_rmse"], event["best"]["step"]
             self.state = "training"
         elif kind == "step":
             if event.get("val"):
-                self.error = event["val"]["val_ab_rmse"]
+                self.error, self.error_step = event["val"]["val_ab_rmse"], event["step"]
             self.best, self.best_step = event["best"]["val_ab_rmse"], event["best"]["step"]
             self.loss, self.eta, self.elapsed = event["loss"], event["eta"], event["elapsed"]
             self.total, self.settled = event["total"], event["settled"]
             self.step = event["step"]  # last: observers of ``step`` see the other fields current
+        elif kind == "end" and event["ended"] == "budget":
+            # the budget is spent: a time budget's estimated total becomes the steps it allowed
+            self.total, self.settled = event["step"], True
 
     def describe(self) -> str:
         """One line for a status label."""
-        if self.state != "training":
+        if self.state != "training" or self.stopping:
             return self.message or self.state
         # a time budget's total is an estimate until it settles, early in the run
         total = "" if not self.total else f" / {self.total}" if self.settled else f" / ~{self.total}"
         eta = "" if not math.isfinite(self.eta) else f"; about {duration(self.eta)} left"
         err = ""
         if math.isfinite(self.error):
-            err = f": held-out ab error {self.error:.1f}"
+            # between validations the figure is an older one: say which step it is from
+            at = "" if self.error_step == self.step else f" at step {self.error_step}"
+            err = f": held-out ab error {self.error:.1f}{at}"
             if self.best_step > 0 and self.best < self.before:
                 err += f", best {self.best:.1f} at step {self.best_step} (base {self.before:.1f})"
+            elif self.error_step == 0:
+                err += " (base model)"
             else:
-                err += f" (base {self.before:.1f}, not beaten yet)" if self.step else " (base model)"
+                err += f" (base {self.before:.1f}, not beaten yet)"
         return f"step {self.step}{total}{err}{eta}"
 
 
@@ -134,7 +144,8 @@ def finetune_job(images, *, name: str, target, settings: FinetuneSettings, model
     Returns
     -------
     dict or None
-        ``name``, ``saved``, ``verdict``, ``steps``, ``stopped``, and ``path`` and ``card`` of
+        ``name``, ``saved``, ``verdict``, ``steps``, ``stopped``, ``ended`` (``budget``, ``stopped``
+        or ``failed``), and ``path`` and ``card`` of
         the saved model; when no step beat the base model nothing is saved and ``unsaved`` holds
         the last weights, for the user to keep anyway. None when stopped before a single step.
     """
@@ -149,8 +160,15 @@ def finetune_job(images, *, name: str, target, settings: FinetuneSettings, model
            "val_curve": run.val_curve, "summary": run.plan.summary, "before": run.before, "best": run.best}
     plane, factor = preview_plane(preview) if preview is not None else (None, 1)
     last = time.perf_counter()
+    asked: list[bool] = []  # whether the run saw the stop request (one after the last step is moot)
+
+    def stopping() -> bool:
+        if stop is not None and stop():
+            asked.append(True)
+        return bool(asked)
+
     # closing: if the worker is aborted here, the run still restores weights and frees the GPU
-    with contextlib.closing(run.events(stop)) as events:
+    with contextlib.closing(run.events(stopping)) as events:
         for info in events:
             yield {"kind": "step", "step": info.step, "total": info.total, "settled": budget.settled,
                    "loss": info.loss, "lr": info.lr, "eta": info.eta, "elapsed": info.elapsed,
@@ -158,11 +176,16 @@ def finetune_job(images, *, name: str, target, settings: FinetuneSettings, model
             if plane is not None and time.perf_counter() - last >= preview_every:
                 yield {"kind": "preview", "image": run.preview(plane), "factor": factor, "step": info.step}
                 last = time.perf_counter()
+    # the run's ``stopped`` is empty when its steps are done and names a time budget used up;
+    # any other text is a loss that went non-finite
+    budget = not run.stopped or run.stopped.startswith("time budget")
+    ended = "stopped" if asked else "budget" if budget else "failed"
+    yield {"kind": "end", "ended": ended, "step": run.trainer.step}
     if run.trainer.step == run.resumed_from:
         yield {"kind": "state", "state": "stopped", "message": "stopped before the first step: nothing saved"}
         return None
     out = {"name": name, "saved": run.improved, "verdict": run.verdict(), "steps": run.trainer.step,
-           "seconds": run.elapsed, "stopped": run.stopped, "checkpoint_dir": checkpoint_dir}
+           "seconds": run.elapsed, "stopped": run.stopped, "ended": ended, "checkpoint_dir": checkpoint_dir}
     if not run.improved:  # a copy of the base under a new name would only mislead
         out["unsaved"] = run.result("last")
         return out

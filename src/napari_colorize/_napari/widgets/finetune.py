@@ -36,11 +36,14 @@ from ...core.library import (
 )
 from ...core.modelfile import user_dir
 from ..dock import Dock
-from ..layers import image_data, layer_choices, publish
+from ..layers import image_data, layer_choices, preferred_layer, publish
 from ..train_jobs import FinetuneStatus, duration, finetune_job
 from .colorize import model_choices
 from .finetune_plot import LossPlot
 from .models import ModelsBox
+
+# layers the docks made (results, the preview): never a sensible default to learn colors from
+_RESULT = re.compile(r" (colorized|recolored|fine-tune preview)( \[\d+\])?$")
 
 
 def _slug(text: str) -> str:
@@ -56,6 +59,8 @@ def _collapsible(title: str, form: Container):
     form.margins = (0, 0, 0, 0)
     box.addWidget(form.native)
     box.content().layout().setContentsMargins(0, 0, 0, 0)
+    box.layout().setContentsMargins(0, 0, 0, 0)  # closed, it is as tall as its button
+    box.layout().setSpacing(0)
     box.collapse(animate=False)
     return box
 
@@ -80,6 +85,9 @@ class FinetuneWidget(Dock):
                              tooltip="RGB image layers to learn colors from; every plane of an RGB stack "
                                      "is an image")
         self.layers.native.setMaximumHeight(90)
+        # preselected until the user picks (an empty choice too: training on a folder alone)
+        self._auto_layers = True
+        self.layers.changed.connect(lambda *_: setattr(self, "_auto_layers", False))
         self.folder = FileEdit(label="Images folder", mode="d", nullable=True,
                                tooltip="Optional folder of color photos to train on as well")
         self.folder.choose_btn.text = "Browse..."  # "Choose directory" would widen the dock
@@ -127,6 +135,10 @@ class FinetuneWidget(Dock):
                                            "they did not beat the base model on the held-out tiles")
         self.keep_row = self.row(self.keep_name, self.keep_btn, label="Not saved")
         self.keep_row.visible = False
+        budget_row, run_row = self.row(self.budget, self.unit, label="Budget"), self.row(
+            self.start_btn, self.stop_btn, self.resume_btn)
+        for r in (budget_row, run_row, self.keep_row):
+            r.margins = (0, 0, 0, 0)  # default margins push the plot below the fold of an 800-pixel window
         advanced = Container(labels=True, widgets=[
             self.lr, self.batch, self.crop,
             self.row(self.aug_flip, self.aug_rotate, self.aug_scale, label="Augment"),
@@ -135,9 +147,8 @@ class FinetuneWidget(Dock):
                                 deleted=self._on_deleted)
         self.plot = LossPlot()
         self.add(Label(value="<b>Data</b>"), self.layers, self.folder, self.validation, self.val_share,
-                 Label(value="<b>Run</b>"), self.base, self.row(self.budget, self.unit, label="Budget"),
-                 self.preview, self.name, _collapsible("Advanced settings", advanced),
-                 self.row(self.start_btn, self.stop_btn, self.resume_btn), self.progress, self.keep_row)
+                 Label(value="<b>Run</b>"), self.base, budget_row, self.preview, self.name,
+                 _collapsible("Advanced settings", advanced), run_row, self.progress, self.keep_row)
         self.add_status()
         self.add(self.plot.canvas, Label(value="<b>Models</b>"))
         self.add_wide(self.models)
@@ -161,6 +172,16 @@ class FinetuneWidget(Dock):
         self.reset_choices()
 
     # -- inputs ----------------------------------------------------------------------------------
+    def reset_choices(self, *_):
+        """Refresh the choices; until the user picks training layers, preselect an RGB layer."""
+        from napari.layers import Image
+
+        with self.layers.changed.blocked():  # the dock's own changes, not the user's pick
+            super().reset_choices()
+            if self._auto_layers and not self.layers.value:
+                layer = preferred_layer(self._viewer, Image, lambda lay: lay.rgb and not _RESULT.search(lay.name))
+                self.layers.value = [] if layer is None else [layer]
+
     def _refresh_models(self):
         current = self.base.value
         self.base.reset_choices()
@@ -258,6 +279,7 @@ class FinetuneWidget(Dock):
             self.error(str(exc))
             return
         self._stop.clear()
+        self.run_state.stopping = False
         self.plot.clear()
         self._unsaved = None
         self.keep_row.visible = False
@@ -271,6 +293,7 @@ class FinetuneWidget(Dock):
         """Ask the run to stop after the current step; it then saves the best weights."""
         if self.running:
             self._stop.set()
+            self.run_state.stopping = True  # later step reports keep this notice
             self.run_state.message = "stopping after this step; the best weights will be saved..."
             self.status.value = self.run_state.message
 
@@ -280,7 +303,8 @@ class FinetuneWidget(Dock):
         if kind == "start":
             self.plot.start(ev["before"]["val_ab_rmse"], [(st, v["val_ab_rmse"]) for st, v in ev["val_curve"]])
         elif kind == "step":
-            self.plot.train.append((ev["step"], ev["loss"]))
+            if not self.plot.train or self.plot.train[-1][0] != ev["step"]:  # a final validation repeats it
+                self.plot.train.append((ev["step"], ev["loss"]))
             if ev.get("val"):
                 self.plot.val.append((ev["step"], ev["val"]["val_ab_rmse"]))
             self.plot.best = (ev["best"]["step"], ev["best"]["val_ab_rmse"])
@@ -288,6 +312,8 @@ class FinetuneWidget(Dock):
         elif kind == "preview" and self._preview_source is not None:
             self._show_preview(ev["image"], ev["factor"])
         self.run_state.update(ev)
+        if kind == "end":  # a spent budget fills the bar; a stopped run's bar stays where it ended
+            self._show_progress()
 
     def _show_preview(self, rgb, factor: int):
         src = self._preview_source
@@ -314,19 +340,22 @@ class FinetuneWidget(Dock):
             return
         self._last = {"name": result["name"], "base": self._run_info["base"], "steps": int(result["steps"])}
         self.plot.redraw(force=True)
-        stopped = f" ({result['stopped']})" if result["stopped"] else ""
+        stopped = result["ended"] == "stopped"  # not a Stop pressed after the last step
+        # a stopped run says so first; a budget's or a failure's note follows the verdict
+        why = result["stopped"]
+        lead, note = (f"{why}: ", "") if stopped else ("", f" ({why})" if why else "")
         took = duration(result["seconds"])
         if result["saved"]:
             notify_models_changed()  # here, in the main thread: listeners update widgets
-            msg = f"saved '{result['name']}' ({took}): {result['verdict']}.{stopped}"
+            msg = f"{lead}saved '{result['name']}' ({took}): {result['verdict']}.{note}"
         else:
             self._unsaved = result["unsaved"]
             self.keep_name.value = f"{result['name']}-unimproved"
             self.keep_row.visible = True
-            msg = (f"nothing saved ({took}): {result['verdict']}.{stopped} Resume keeps training; "
+            msg = (f"{lead}nothing saved ({took}): {result['verdict']}.{note} Resume keeps training; "
                    "Save anyway keeps the final weights under the name typed below.")
         self.run_state.message = msg
-        self.run_state.state = "stopped" if self._stop.is_set() else "done"
+        self.run_state.state = "stopped" if stopped else "done"
         self.status.value = msg
 
     def save_anyway(self, name: str | None = None):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, PushButton
 
@@ -11,10 +13,16 @@ from ...core.library import on_models_changed
 from ...core.modelfile import load
 from ..dock import Dock
 from ..jobs import inspect_job
-from ..layers import hints_from_points, image_data, publish
+from ..layers import hints_from_points, image_data, preferred_layer, publish
 from .colorize import model_choices
 
 N_SWATCHES = 8
+_OWN = re.compile(r" (uncertainty|features \w+)( \[\d+\])?$")  # this dock's gray results
+
+
+def _gray_input(layer) -> bool:
+    """A gray image a user would inspect: not RGB (results of colorizing are), not this dock's output."""
+    return not layer.rgb and not _OWN.search(layer.name)
 
 
 class InspectWidget(Dock):
@@ -29,7 +37,8 @@ class InspectWidget(Dock):
         from qtpy.QtWidgets import QHBoxLayout, QPushButton, QWidget
 
         super().__init__(napari_viewer, failure="Inspecting failed")
-        self.image = self.layer_picker("Image", Image, tooltip="Image layer whose current plane is inspected")
+        self.image = self.layer_picker("Image", Image, suitable=_gray_input,
+                                       tooltip="Image layer whose current plane is inspected")
         self.hints = self.layer_picker("Hint points", Points, optional="(none)",
                                        tooltip="Points layer of color hints the model sees as well")
         self.model = ComboBox(label="Model", choices=model_choices, tooltip="Model to look inside")
@@ -66,6 +75,15 @@ class InspectWidget(Dock):
         self.pick.changed.connect(lambda on: self.listen_to_clicks(self._on_click, on))
         on_models_changed(self.model.reset_choices)
         self.reset_choices()
+
+    def reset_choices(self, *_):
+        """Refresh the choices; with no gray image to prefer, any image layer is preselected."""
+        from napari.layers import Image
+
+        super().reset_choices()
+        layer = preferred_layer(self._viewer, Image) if self.image.value is None else None
+        if layer is not None:
+            self.image.value = layer
 
     # -- feature maps and uncertainty ----------------------------------------------------------------
     def _inputs(self):

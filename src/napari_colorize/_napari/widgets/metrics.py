@@ -7,16 +7,26 @@ The table lives in :mod:`.metrics_table`, the ab plot in :mod:`.metrics_plot`.
 
 from __future__ import annotations
 
+import re
+
 from magicgui.widgets import PushButton, RadioButtons, Select
 
 from ...core.errors import InputError
 from ..dock import Dock
 from ..jobs import metrics_job
-from ..layers import current_index, layer_choices
+from ..layers import current_index, preferred_layer
 from . import metrics_table as T
 from .metrics_plot import AbPlot
 
 CURRENT, ALL = "current plane", "all planes"
+RESULT = re.compile(r" (colorized|recolored)( \[\d+\])?$")  # the Colorize dock's results, as napari numbers them
+
+
+def rgb_choices(viewer):
+    """Choices callback: the viewer's RGB image layers, the only ones metrics are defined for."""
+    from napari.layers import Image
+
+    return lambda _widget=None: [(lay.name, lay) for lay in viewer.layers if isinstance(lay, Image) and lay.rgb]
 
 
 def layer_rgb(layer):
@@ -48,9 +58,11 @@ class MetricsWidget(Dock):
         super().__init__(napari_viewer, failure="Measuring failed")
         self.results: dict | None = None  # before any widget whose choices read it
         viewer = self._viewer
-        self.layers = Select(label="Layers", choices=layer_choices(viewer, Image), allow_multiple=True,
+        self.layers = Select(label="Layers", choices=rgb_choices(viewer), allow_multiple=True,
                              tooltip="RGB layers to measure (ctrl/shift-click for several)")
         self.layers.native.setMaximumHeight(90)
+        # preselected until the user picks (clearing the list is a pick too)
+        self._auto_layers, self._preselecting = True, False
         self.reference = self.layer_picker("Reference", Image, optional="(none)",
                                            tooltip="Ground truth for PSNR, SSIM, ΔE00 and ab RMSE")
         self.planes = RadioButtons(label="Planes", choices=[CURRENT, ALL], value=CURRENT,
@@ -81,12 +93,47 @@ class MetricsWidget(Dock):
         self.table.itemSelectionChanged.connect(self._on_row_selected)
         for w in (self.layers, self.reference, self.planes):
             w.changed.connect(self._on_choice)
+        self.layers.changed.connect(self._layers_picked)
+        self.reference.changed.connect(lambda *_: self._follow())  # the reference is not measured as a layer
         viewer.layers.events.removed.connect(self._on_choice)
         viewer.dims.events.current_step.connect(self._on_step)
         self._closed = False
         self.native.destroyed.connect(self._on_destroyed)
         self.reset_choices()
         self.draw_ab()
+
+    # -- choosing --------------------------------------------------------------------------------
+    def reset_choices(self, *_):
+        """Refresh the choices; until the user picks layers, follow the layers worth measuring."""
+        self._follow(super().reset_choices)
+
+    def _follow(self, refresh=None):
+        self._preselecting = True  # changes made here are not the user's pick
+        try:
+            if refresh is not None:
+                refresh()
+            chosen = self._preferred() if self._auto_layers else None
+            if chosen is not None and chosen != list(self.layers.value or []):
+                self.layers.value = chosen
+        finally:
+            self._preselecting = False
+
+    def _preferred(self) -> list:
+        """The Colorize dock's visible results, else the layers chosen so far, else the RGB layer a
+        single picker would take; never the reference."""
+        from napari.layers import Image
+
+        ref = self.reference.value
+        results = [lay for lay in self._viewer.layers if isinstance(lay, Image) and lay.rgb and lay.visible
+                   and lay is not ref and RESULT.search(lay.name)]
+        # a result colorized after the dock opened replaces the first guess; another layer does not
+        kept = [lay for lay in self.layers.value or [] if lay is not ref]
+        layer = preferred_layer(self._viewer, Image, lambda lay: lay.rgb and lay is not ref)
+        return results or kept or ([] if layer is None else [layer])
+
+    def _layers_picked(self, *_):
+        if not self._preselecting:
+            self._auto_layers = False
 
     # -- watching --------------------------------------------------------------------------------
     def _on_destroyed(self, *_):
