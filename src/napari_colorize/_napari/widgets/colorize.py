@@ -21,7 +21,7 @@ from ..layers import current_index, fov_crop, image_data, level_factor, level_pl
 from .hint_tool import HintTool
 
 #: quiet time after a hint edit before colorizing again: short, so the result follows the hand
-DEBOUNCE_MS = 80
+DEBOUNCE_MS = 50
 
 
 def model_choices(_widget=None) -> list:
