@@ -228,7 +228,7 @@ def test_the_plot_and_its_axis_labels_show_in_a_1280_by_800_window(qtbot, make_n
     _, ft = viewer.window.add_plugin_dock_widget("napari-colorize", "Fine-tune")
     # the longest status of a run: three lines in a dock of this width
     ft.status.value = ("saved 'default-coffee' (1 min 05 s): held-out ab error 50.4 -> 21.9 (-57%), best at "
-                       "step 2 of 4. (time budget used at step 4 of 5)")
+                       "step 2 of 4. (time budget used after 4 steps)")
     qtbot.wait(200)
     canvas, view = ft.plot.canvas, ft._scroll.viewport()
     assert ft._scroll.verticalScrollBar().value() == 0

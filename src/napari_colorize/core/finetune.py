@@ -224,7 +224,7 @@ class FinetuneRun:
                 if asked:
                     self.stopped = f"stopped at step {tr.step}"
                 elif tr.step < cfg.steps:
-                    self.stopped = f"time budget used at step {tr.step} of {cfg.steps}"
+                    self.stopped = f"time budget used after {tr.step} steps"
                 if self.val_curve[-1][0] != tr.step:
                     val = self._validate()  # ended between validations: the last weights count too
                     if info is not None:
