@@ -114,15 +114,13 @@ def test_stop_saves_the_best_weights_and_resume_continues(qtbot, widgets, slide)
     assert [m for m in cz.model.choices if m.startswith("run")] == ["run"]  # resumed in place
 
 
-def test_non_rgb_layers_are_refused_with_a_reason(qtbot, widgets, slide):
+def test_only_rgb_layers_are_offered_to_learn_colors_from(qtbot, widgets, slide):
     viewer, ft, _ = widgets
     nuclei = viewer.add_image(slide[..., 2], name="nuclei")
+    colors = viewer.add_image(slide, name="colors", rgb=True)
     ft.reset_choices()
-    ft.layers.value = [nuclei]
-    ft.start()
-    assert ft._worker is None
-    assert "'nuclei' is not an RGB layer" in ft.status.value
-    assert "no" in ft.status.value and "colors" in ft.status.value
+    offered = [layer for layer in ft.layers.choices]
+    assert colors in offered and nuclei not in offered  # a gray layer has no colors to learn
 
 
 def test_model_management_updates_the_colorize_list(qtbot, widgets, tmp_path):

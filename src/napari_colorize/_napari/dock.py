@@ -182,7 +182,7 @@ class Dock(Container):
 
     # -- layer pickers ---------------------------------------------------------------------------
     def layer_picker(self, label: str, kind, *, tooltip: str, optional: str | None = None,
-                     suitable: Callable | None = None) -> ComboBox:
+                     suitable: Callable | None = None, offer: Callable | None = None) -> ComboBox:
         """A layer chooser that follows the viewer's layers and preselects a layer.
 
         Parameters
@@ -195,9 +195,11 @@ class Dock(Container):
             Text of a "no layer" entry; an optional picker starts with it and preselects nothing.
         suitable : callable, optional
             ``suitable(layer) -> bool``: layers to prefer when preselecting (default: all of ``kind``).
+        offer : callable, optional
+            ``offer(layer) -> bool``: the only layers listed (default: all of ``kind``).
         """
         # an optional picker's "no layer" entry is its None; a required one is empty until a layer fits
-        box = ComboBox(label=label, choices=layer_choices(self._viewer, kind, optional),
+        box = ComboBox(label=label, choices=layer_choices(self._viewer, kind, optional, suitable=offer),
                        nullable=optional is None, tooltip=tooltip)
         if optional is None:
             self._pickers.append((box, kind, suitable))

@@ -7,13 +7,20 @@ import numpy as np
 from ..core.errors import InputError
 
 
-def layer_choices(viewer, kind, optional: str | None = None):
-    """Choices callback for a ComboBox: the viewer's layers of type ``kind``, after an ``optional`` entry."""
+def layer_choices(viewer, kind, optional: str | None = None, suitable=None):
+    """Choices callback for a ComboBox: the viewer's layers of type ``kind`` for which
+    ``suitable(layer)`` holds (all by default), after an ``optional`` entry."""
     def choices(_widget=None):
-        found = [(layer.name, layer) for layer in viewer.layers if isinstance(layer, kind)]
+        found = [(layer.name, layer) for layer in viewer.layers
+                 if isinstance(layer, kind) and (suitable is None or suitable(layer))]
         return ([(optional, None)] if optional else []) + found
 
     return choices
+
+
+def is_rgb(layer) -> bool:
+    """Whether an image layer holds RGB(A) colors."""
+    return bool(getattr(layer, "rgb", False))
 
 
 def preferred_layer(viewer, kind, suitable=None):

@@ -17,7 +17,16 @@ from ...core.scribbles import palette
 from ..dock import Dock
 from ..hints import hint_layer_types, hints_from_layer, keep_next_color, watch
 from ..jobs import colorize_job, lazy_job, preview_job
-from ..layers import current_index, fov_crop, image_data, level_factor, level_placement, publish
+from ..layers import (
+    current_index,
+    fov_crop,
+    image_data,
+    is_rgb,
+    layer_choices,
+    level_factor,
+    level_placement,
+    publish,
+)
 from .hint_tool import HintTool
 
 #: quiet time after a hint edit before colorizing again: short, so the result follows the hand
@@ -34,17 +43,6 @@ def mode_tooltip(model) -> str:
     return (f"whole: each plane resized to {model.working_size} px (the model's working size); "
             f"tiled: full resolution in seamless {model.working_size} px windows; "
             f"auto: whole up to {model.tile_above} px, tiled above")
-
-
-def rgb_layer_choices(viewer):
-    """Choices callback: "(none)", then the viewer's RGB image layers."""
-    from napari.layers import Image
-
-    def choices(_widget=None):
-        return [("(none)", None)] + [(layer.name, layer) for layer in viewer.layers
-                                     if isinstance(layer, Image) and layer.rgb]
-
-    return choices
 
 
 class ColorizeWidget(Dock):
@@ -74,7 +72,8 @@ class ColorizeWidget(Dock):
         self.scope = ComboBox(label="Hints act", choices=["local", "global"], value="local",
                               tooltip="local: each hint recolors its object and stops at edges; "
                                       "global: the hint colors become the palette of the whole image")
-        self.reference = ComboBox(label="Reference", choices=rgb_layer_choices(napari_viewer),
+        self.reference = ComboBox(label="Reference",
+                                  choices=layer_choices(napari_viewer, Image, optional="(none)", suitable=is_rgb),
                                   tooltip="An RGB layer whose palette the result takes (on an RGB "
                                           "image: recoloring)")
         self.strength = FloatSlider(label="Strength", min=0.0, max=4.0, step=0.1, value=0.5,

@@ -36,7 +36,7 @@ from ...core.library import (
 )
 from ...core.modelfile import user_dir
 from ..dock import Dock
-from ..layers import image_data, layer_choices, preferred_layer, publish
+from ..layers import image_data, is_rgb, layer_choices, preferred_layer, publish
 from ..train_jobs import FinetuneStatus, duration, finetune_job
 from .colorize import model_choices
 from .finetune_plot import LossPlot
@@ -81,7 +81,7 @@ class FinetuneWidget(Dock):
 
         super().__init__(napari_viewer, failure="Fine-tuning failed")
         viewer = self._viewer
-        self.layers = Select(label="Training layers", choices=layer_choices(viewer, Image),
+        self.layers = Select(label="Training layers", choices=layer_choices(viewer, Image, suitable=is_rgb),
                              tooltip="RGB image layers to learn colors from; every plane of an RGB stack "
                                      "is an image")
         self.layers.native.setMaximumHeight(90)

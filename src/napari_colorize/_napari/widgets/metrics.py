@@ -14,19 +14,12 @@ from magicgui.widgets import PushButton, RadioButtons, Select
 from ...core.errors import InputError
 from ..dock import Dock
 from ..jobs import metrics_job
-from ..layers import current_index, preferred_layer
+from ..layers import current_index, is_rgb, layer_choices, preferred_layer
 from . import metrics_table as T
 from .metrics_plot import AbPlot
 
 CURRENT, ALL = "current plane", "all planes"
 RESULT = re.compile(r" (colorized|recolored)( \[\d+\])?$")  # the Colorize dock's results, as napari numbers them
-
-
-def rgb_choices(viewer):
-    """Choices callback: the viewer's RGB image layers, the only ones metrics are defined for."""
-    from napari.layers import Image
-
-    return lambda _widget=None: [(lay.name, lay) for lay in viewer.layers if isinstance(lay, Image) and lay.rgb]
 
 
 def layer_rgb(layer):
@@ -58,12 +51,12 @@ class MetricsWidget(Dock):
         super().__init__(napari_viewer, failure="Measuring failed")
         self.results: dict | None = None  # before any widget whose choices read it
         viewer = self._viewer
-        self.layers = Select(label="Layers", choices=rgb_choices(viewer), allow_multiple=True,
+        self.layers = Select(label="Layers", choices=layer_choices(viewer, Image, suitable=is_rgb), allow_multiple=True,
                              tooltip="RGB layers to measure (ctrl/shift-click for several)")
         self.layers.native.setMaximumHeight(90)
         # preselected until the user picks (clearing the list is a pick too)
         self._auto_layers, self._preselecting = True, False
-        self.reference = self.layer_picker("Reference", Image, optional="(none)",
+        self.reference = self.layer_picker("Reference", Image, optional="(none)", offer=is_rgb,
                                            tooltip="Ground truth for PSNR, SSIM, ΔE00 and ab RMSE")
         self.planes = RadioButtons(label="Planes", choices=[CURRENT, ALL], value=CURRENT,
                                    orientation="horizontal",
