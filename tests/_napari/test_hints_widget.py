@@ -126,6 +126,11 @@ def test_a_shapes_path_and_a_labels_region_act_as_hints(qtbot, scene):
     near[26:35, 20:101] = True
     hinted = viewer.layers["img colorized"].data
     assert np.linalg.norm(_mean_ab(hinted, near) - green_ab) < np.linalg.norm(_mean_ab(auto, near) - green_ab) - 10
+    w.tool.set_color([0.1, 0.2, 0.9])
+    shapes.selected_data = {0}  # napari makes the selected path's green the current color
+    shapes.add_paths([np.array([[60, 20], [60, 100]])])
+    np.testing.assert_allclose(shapes.edge_color[1][:3], [0.1, 0.2, 0.9])  # the dock's color
+    np.testing.assert_allclose(shapes.edge_color[0][:3], GREEN)
 
     labels = viewer.add_labels(np.zeros(src.data.shape, np.int32), name="regions")
     w.reset_choices()

@@ -165,16 +165,18 @@ def set_next_color(layer, rgb) -> None:
 
 
 def keep_next_color(layer, color: Callable) -> Callable:
-    """Give points added to ``layer`` the color ``color()``; returns the disconnector.
+    """Give points and shapes added to ``layer`` the color ``color()``; returns the disconnector.
 
-    napari makes a selected point's color the current one, so a point added after selecting or
-    moving another would take that point's color instead of the one chosen for the next hints.
-    Only additions (``add``, a click in add mode) are recolored, never points set as data.
+    napari makes a selected point's or shape's color the current one, so a hint added after
+    selecting or moving another would take that one's color instead of the one chosen for the
+    next hints. Only additions (``add``, drawing in an add mode) are recolored, never data set by
+    code; a shape takes it as face and edge color, as :func:`set_next_color` gives.
     """
-    from napari.layers import Points
+    from napari.layers import Points, Shapes
 
-    if not isinstance(layer, Points):
+    if not isinstance(layer, (Points, Shapes)):
         return lambda: None
+    attrs = ("face_color",) if isinstance(layer, Points) else ("face_color", "edge_color")
 
     def on_data(event=None):
         action = str(getattr(getattr(event, "action", None), "value", getattr(event, "action", "")))
@@ -182,11 +184,11 @@ def keep_next_color(layer, color: Callable) -> Callable:
         if action != "added" or not len(idx) or (idx >= 0).any():
             return
         rgba = np.append(np.asarray(color(), float)[:3], 1.0)
-        faces = np.array(layer.face_color, float)
-        if np.allclose(faces[idx], rgba, atol=1e-3):
-            return
-        faces[idx] = rgba
-        layer.face_color = faces
+        for attr in attrs:
+            colors = np.array(getattr(layer, attr), float)
+            if not np.allclose(colors[idx], rgba, atol=1e-3):
+                colors[idx] = rgba
+                setattr(layer, attr, colors)
 
     layer.events.data.connect(on_data)
     return lambda: layer.events.data.disconnect(on_data)
