@@ -241,3 +241,16 @@ def test_choosing_no_reference_again_turns_recolor_back_to_colorize(qtbot, color
     combo.setCurrentIndex(combo.findText("(none)"))
     assert w.reference.value is None
     assert w.run_btn.text == "Colorize" and not w.strength.enabled
+
+
+def test_an_empty_hints_layer_starts_no_run_until_its_first_hint(qtbot, scene, monkeypatch):
+    viewer, w, src = scene
+    runs = _count_runs(w, monkeypatch)
+    w.auto.value = True
+    pts = viewer.layers[w.tool.make_layer().name]
+    w.tool.set_color(GREEN)  # choosing the first hint's color: an event of the new, empty layer
+    _settle(qtbot, w)
+    assert runs == [] and "img colorized" not in viewer.layers
+    pts.add([[20, 20]])
+    _settle(qtbot, w)
+    assert runs == [1] and "img colorized" in viewer.layers

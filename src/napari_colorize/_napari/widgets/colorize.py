@@ -198,11 +198,13 @@ class ColorizeWidget(Dock):
         if not self.auto.value or source is None:
             return
         try:
-            key = self._key(*hints_from_layer(self.hints.value, source))
+            points, colors = hints_from_layer(self.hints.value, source)
         except ColorizeError as exc:
             self.error(str(exc))
             return
-        if key != self._last_hints:  # selecting a point, say, announces a change that is none
+        if self._last_hints is None and (points is None or not len(points)):
+            return  # an empty hints layer just made: nothing to show until its first hint
+        if self._key(points, colors) != self._last_hints:  # selecting a point, say, changes nothing
             self.request_run()
 
     def rerun(self):
