@@ -131,6 +131,12 @@ def test_a_shapes_path_and_a_labels_region_act_as_hints(qtbot, scene):
     shapes.add_paths([np.array([[60, 20], [60, 100]])])
     np.testing.assert_allclose(shapes.edge_color[1][:3], [0.1, 0.2, 0.9])  # the dock's color
     np.testing.assert_allclose(shapes.edge_color[0][:3], GREEN)
+    from napari.layers.base._base_constants import ActionType
+
+    # napari announces a drawn shape too short to keep as added after removing it: nothing changes
+    before = np.array(shapes.edge_color)
+    shapes.events.data(value=shapes.data, action=ActionType.ADDED, data_indices=(-1,), vertex_indices=((),))
+    np.testing.assert_array_equal(shapes.edge_color, before)
 
     labels = viewer.add_labels(np.zeros(src.data.shape, np.int32), name="regions")
     w.reset_choices()
@@ -254,3 +260,22 @@ def test_an_empty_hints_layer_starts_no_run_until_its_first_hint(qtbot, scene, m
     pts.add([[20, 20]])
     _settle(qtbot, w)
     assert runs == [1] and "img colorized" in viewer.layers
+    w.tool.make_layer()  # a second, empty hints layer after a hinted run: no run either
+    w.tool.set_color([0.9, 0.1, 0.1])
+    _settle(qtbot, w)
+    assert runs == [1]
+
+
+def test_a_color_set_in_the_layer_controls_with_nothing_selected_is_the_next_hints(qtbot, scene):
+    viewer, w, src = scene
+    pts = viewer.layers[w.tool.make_layer().name]
+    pts.add([[10, 10]])
+    pts.selected_data = set()
+    controls = viewer.window._qt_viewer.controls.widgets[pts]
+    controls._face_color_control.face_color_edit.setColor("yellow")
+    np.testing.assert_allclose(w.tool.color, (1, 1, 0))  # the dock's swatch follows
+    pts.add([[20, 20]])
+    np.testing.assert_allclose(pts.face_color[1], (1, 1, 0, 1))
+    from napari_colorize._napari.widgets.hint_tool import DEFAULT_COLOR
+
+    np.testing.assert_allclose(pts.face_color[0][:3], DEFAULT_COLOR)  # the placed hint keeps its color

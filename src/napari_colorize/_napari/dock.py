@@ -202,7 +202,9 @@ class Dock(Container):
         box = ComboBox(label=label, choices=layer_choices(self._viewer, kind, optional, suitable=offer),
                        nullable=optional is None, tooltip=tooltip)
         if optional is None:
-            self._pickers.append((box, kind, suitable))
+            fits = suitable if offer is None else (offer if suitable is None else
+                                                   (lambda lay: offer(lay) and suitable(lay)))
+            self._pickers.append((box, kind, fits))
         return box
 
     def reset_choices(self, *_) -> None:
@@ -281,6 +283,7 @@ class Dock(Container):
         self.stop_btn.enabled = running
 
     def _on_error(self, exc: Exception) -> None:
+        self.progress.value = 0  # the failed job's bar must not read as done
         if isinstance(exc, _Relayed):
             exc = exc.__cause__
         if isinstance(exc, ColorizeError):

@@ -164,34 +164,57 @@ def set_next_color(layer, rgb) -> None:
             layer.current_edge_color = rgba
 
 
-def keep_next_color(layer, color: Callable) -> Callable:
+def keep_next_color(layer, color: Callable, follow: Callable | None = None) -> Callable:
     """Give points and shapes added to ``layer`` the color ``color()``; returns the disconnector.
 
     napari makes a selected point's or shape's color the current one, so a hint added after
     selecting or moving another would take that one's color instead of the one chosen for the
-    next hints. Only additions (``add``, drawing in an add mode) are recolored, never data set by
-    code; a shape takes it as face and edge color, as :func:`set_next_color` gives.
+    next hints. Only additions (``add``, drawing in an add mode) are recolored, never data set
+    wholesale; their alpha is kept (a shape drawn with a clear face stays an outline). A color
+    the user sets in the layer controls with nothing selected goes to ``follow(rgb)``, so the
+    next hints take that one.
     """
     from napari.layers import Points, Shapes
 
     if not isinstance(layer, (Points, Shapes)):
         return lambda: None
     attrs = ("face_color",) if isinstance(layer, Points) else ("face_color", "edge_color")
+    count = [len(layer.data)]
 
     def on_data(event=None):
         action = str(getattr(getattr(event, "action", None), "value", getattr(event, "action", "")))
-        idx = np.asarray(getattr(event, "data_indices", ()) or (), int)
-        if action != "added" or not len(idx) or (idx >= 0).any():
+        if action.endswith("ing"):
             return
-        rgba = np.append(np.asarray(color(), float)[:3], 1.0)
+        before, count[0] = count[0], len(layer.data)
+        idx = np.asarray(getattr(event, "data_indices", ()) or (), int)
+        # a shape too short to keep is removed yet announced as added: only real growth counts
+        if action != "added" or not len(idx) or (idx >= 0).any() or count[0] <= before:
+            return
+        new = np.arange(before, count[0])
+        rgb = np.asarray(color(), float)[:3]
         for attr in attrs:
             colors = np.array(getattr(layer, attr), float)
-            if not np.allclose(colors[idx], rgba, atol=1e-3):
-                colors[idx] = rgba
-                setattr(layer, attr, colors)
+            if len(colors) != count[0] or np.allclose(colors[new, :3], rgb, atol=1e-3):
+                continue
+            colors[new, :3] = rgb
+            setattr(layer, attr, colors)
+
+    def on_current(event=None):
+        from napari.utils.colormaps.standardize_color import transform_color
+
+        rgb = transform_color(layer.current_face_color)[0][:3]
+        # napari keeps the current color in 8 bits: a difference below that is the same color
+        if follow is not None and not len(layer.selected_data) and not np.allclose(rgb, color()[:3], atol=0.005):
+            follow(rgb)
 
     layer.events.data.connect(on_data)
-    return lambda: layer.events.data.disconnect(on_data)
+    layer.events.current_face_color.connect(on_current)
+
+    def disconnect():
+        layer.events.data.disconnect(on_data)
+        layer.events.current_face_color.disconnect(on_current)
+
+    return disconnect
 
 
 def _new_label(layer, rgba) -> None:

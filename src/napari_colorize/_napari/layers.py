@@ -183,13 +183,13 @@ def hints_from_points(points_layer, image_layer):
 
 
 def _above_results(viewer, source, layer) -> int:
-    """Index just above ``source`` and the image layers made from it (renamed or ``<source> ...``)."""
+    """Index just above ``source`` and the image layers published from it (renamed ones too)."""
     from napari.layers import Image
 
     top, own = viewer.layers.index(source), viewer.layers.index(layer)  # by index: layers may be proxies
     for i, other in enumerate(viewer.layers):
-        ours = other.metadata.get(SOURCE_KEY) == _source_id(source) or other.name.startswith(f"{source.name} ")
-        if i != own and isinstance(other, Image) and ours:  # renamed results count too
+        ours = other.metadata.get(SOURCE_KEY) == _source_id(source)  # renamed results count too
+        if i != own and isinstance(other, Image) and ours:
             top = max(top, i)
     return top + 1
 

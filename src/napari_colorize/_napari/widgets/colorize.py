@@ -163,10 +163,12 @@ class ColorizeWidget(Dock):
         self.hints.value = layer
 
     def _follow_hints(self, *_):
+        self._last_hints = None  # another hints layer: its first hint is a change, its emptiness not
         if self._unfollow is not None:
             self._unfollow()
         layer = self.hints.value
-        self._unfollow = None if layer is None else keep_next_color(layer, lambda: self.tool.color)
+        self._unfollow = (None if layer is None else
+                          keep_next_color(layer, lambda: self.tool.color, follow=self.tool.set_color))
 
     def _watch_hints(self, *_):
         if self._unwatch is not None:

@@ -118,10 +118,11 @@ class MetricsWidget(Dock):
 
         ref = self.reference.value
         results = [lay for lay in self._viewer.layers if isinstance(lay, Image) and lay.rgb and lay.visible
-                   and lay is not ref and RESULT.search(lay.name)]
+                   and lay != ref and RESULT.search(lay.name)]
         # a result colorized after the dock opened replaces the first guess; another layer does not
-        kept = [lay for lay in self.layers.value or [] if lay is not ref]
-        layer = preferred_layer(self._viewer, Image, lambda lay: lay.rgb and lay is not ref)
+        kept = [lay for lay in self.layers.value or [] if lay != ref]
+        # "!=", not "is not": the viewer's selected layer comes back as a proxy of the layer
+        layer = preferred_layer(self._viewer, Image, lambda lay: lay.rgb and lay != ref)
         return results or kept or ([] if layer is None else [layer])
 
     def _layers_picked(self, *_):
