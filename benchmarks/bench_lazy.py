@@ -19,27 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from child import run_child
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _photo():
-    import numpy as np
-    from skimage import data
-    from skimage.color import rgb2gray
-
-    g = (rgb2gray(data.astronaut()) * 255).astype(np.uint8)
-    g = np.concatenate([g, g[:, ::-1]], axis=1)
-    return np.concatenate([g, g[::-1]], axis=0)  # 1024 x 1024, mirrored so that copies join
+from child import peak_mb, run_child, sample_photo
 
 
 def _source(size: int, chunk: int, step: int = 1):
@@ -47,7 +32,7 @@ def _source(size: int, chunk: int, step: int = 1):
     import dask.array as da
     import numpy as np
 
-    photo = _photo()
+    photo = sample_photo()
 
     def block(_, block_info=None):
         (r0, r1), (c0, c1) = block_info[None]["array-location"]
@@ -109,7 +94,7 @@ def child(size: int, chunk: int, out_dir: str) -> dict:
 
     model = load_model()
     x = _source(size, chunk)
-    base = _peak_mb()
+    base = peak_mb()
     t0 = time.perf_counter()
     lazy = colorize(x, model=model)
     t_global = time.perf_counter() - t0
@@ -125,7 +110,7 @@ def child(size: int, chunk: int, out_dir: str) -> dict:
     da.to_zarr(as_u8, str(Path(out_dir) / "big.zarr"))
     t_store = time.perf_counter() - t0
     return {"size": size, "global_s": t_global, "chunk_s": t_chunk, "store_s": t_store,
-            "peak_mb": _peak_mb(), "base_mb": base, "tiled": max(x.shape) > model.tile_above}
+            "peak_mb": peak_mb(), "base_mb": base, "tiled": max(x.shape) > model.tile_above}
 
 
 def main(argv=None) -> int:

@@ -14,27 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from child import run_child
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _photo():
-    import numpy as np
-    from skimage import data
-    from skimage.color import rgb2gray
-
-    g = (rgb2gray(data.astronaut()) * 255).astype(np.uint8)
-    g = np.concatenate([g, g[:, ::-1]], axis=1)
-    return np.concatenate([g, g[::-1]], axis=0)  # 1024 x 1024, mirrored so tiles join smoothly
+from child import peak_mb, run_child, sample_photo
 
 
 def child(size: int, big: bool, downsample: int, out_dir: str, mode: str = "auto") -> dict:
@@ -43,7 +28,7 @@ def child(size: int, big: bool, downsample: int, out_dir: str, mode: str = "auto
     from napari_colorize import colorize, load_model
 
     model = load_model()
-    photo = _photo()
+    photo = sample_photo()
     if big:
         import dask.array as da
 
@@ -56,7 +41,7 @@ def child(size: int, big: bool, downsample: int, out_dir: str, mode: str = "auto
     else:
         reps = -(-size // 1024)
         image = np.ascontiguousarray(np.tile(photo, (reps, reps))[:size, :size])
-    base = _rss_mb()
+    base = peak_mb()
     t0 = time.perf_counter()
     last = [t0]
 
@@ -74,7 +59,7 @@ def child(size: int, big: bool, downsample: int, out_dir: str, mode: str = "auto
     res = colorize(image, **kw)
     seconds = time.perf_counter() - t0
     assert res.shape == (size, size, 3)
-    return {"size": size, "seconds": seconds, "peak_mb": _rss_mb(), "base_mb": base,
+    return {"size": size, "seconds": seconds, "peak_mb": peak_mb(), "base_mb": base,
             "mode": "tiled" if big or mode == "tiled" or size > model.tile_above else "whole",
             "output": "zarr uint8" if big else "numpy float32"}
 

@@ -3,7 +3,24 @@
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def sample_photo():
+    """A 1024 x 1024 uint8 gray photo (the astronaut mirrored), whose copies join smoothly when tiled."""
+    import numpy as np
+    from skimage import data
+    from skimage.color import rgb2gray
+
+    g = (rgb2gray(data.astronaut()) * 255).astype(np.uint8)
+    g = np.concatenate([g, g[:, ::-1]], axis=1)
+    return np.concatenate([g, g[::-1]], axis=0)
 
 
 def run_child(cmd: list[str], size: int, timeout: float) -> dict | None:

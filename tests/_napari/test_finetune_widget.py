@@ -166,12 +166,15 @@ def test_a_run_that_cannot_learn_saves_nothing_and_says_why(qtbot, widgets, slid
 
 
 def test_training_layers_preselect_the_selected_else_the_last_visible_rgb_layer(make_napari_viewer, slide):
+    from napari_colorize._napari.layers import SOURCE_KEY
+
     viewer = make_napari_viewer()
     viewer.add_image(slide[..., 2], name="nuclei")
     first = viewer.add_image(slide[:128], name="first", rgb=True)
     second = viewer.add_image(slide[128:256], name="second", rgb=True)
     viewer.add_image(slide[256:384], name="hidden", rgb=True, visible=False)
-    viewer.add_image(slide[:128], name="nuclei colorized", rgb=True)  # a result: selected, yet not data
+    # a result the Colorize dock published (so marked): selected, yet not data
+    viewer.add_image(slide[:128], name="nuclei colorized", rgb=True, metadata={SOURCE_KEY: "nuclei"})
     _, ft = viewer.window.add_plugin_dock_widget("napari-colorize", "Fine-tune")
     assert ft.layers.value == [second]
     images, _ = ft._collect()  # so Start has data to train on

@@ -197,6 +197,11 @@ def _above_results(viewer, source, layer) -> int:
 SOURCE_KEY = "napari_colorize_source"  # metadata of a result: the layer it was made from
 
 
+def is_result(layer) -> bool:
+    """Whether ``layer`` was published by one of the plugin's docks (renamed ones too)."""
+    return SOURCE_KEY in getattr(layer, "metadata", {})
+
+
 def _source_id(source) -> str:
     return str(getattr(source, "unique_id", id(source)))
 

@@ -159,16 +159,17 @@ def iter_colorize_dask(image, model: Colorizer, *, is_rgb: bool, tiled: bool, hi
     lead = tuple(image.shape[:n_lead])
     kw = {"tiled": tiled, "temperature": temperature, "downsample": downsample, "tile": tile}
 
-    def field_of(plane, index):
+    def iter_field_of(plane, index):
         p, c = hints(index) if hints is not None else (None, None)
-        return plane_field(model, plane, points=p, colors=c, **kw)
+        return (yield from iter_plane_field(model, plane, points=p, colors=c, **kw))
+
+    def field_of(plane, index):
+        return drain(iter_field_of(plane, index))
 
     if int(np.prod(lead)) == 1:
         index = (0,) * n_lead
         plane = image[index] if n_lead else image
-        p, c = hints(index) if hints is not None else (None, None)
-        fld = yield from iter_plane_field(model, plane, points=p, colors=c, **kw)
-        res = lazy_rgb(plane, fld)
+        res = lazy_rgb(plane, (yield from iter_field_of(plane, index)))
         return res.reshape(lead + res.shape)
     planes = [lazy_rgb(image[index], partial(_field_task, field_of, index)) for index in np.ndindex(*lead)]
     return da.stack(planes).reshape(lead + planes[0].shape)

@@ -36,14 +36,11 @@ from ...core.library import (
 )
 from ...core.modelfile import user_dir
 from ..dock import Dock
-from ..layers import image_data, is_rgb, layer_choices, preferred_layer, publish
+from ..layers import image_data, is_result, is_rgb, layer_choices, preferred_layer, publish
 from ..train_jobs import FinetuneStatus, duration, finetune_job
 from .colorize import model_choices
 from .finetune_plot import LossPlot
 from .models import ModelsBox
-
-# layers the docks made (results, the preview): never a sensible default to learn colors from
-_RESULT = re.compile(r" (colorized|recolored|fine-tune preview)( \[\d+\])?$")
 
 
 def _slug(text: str) -> str:
@@ -179,7 +176,8 @@ class FinetuneWidget(Dock):
         with self.layers.changed.blocked():  # the dock's own changes, not the user's pick
             super().reset_choices()
             if self._auto_layers and not self.layers.value:
-                layer = preferred_layer(self._viewer, Image, lambda lay: lay.rgb and not _RESULT.search(lay.name))
+                # a layer the docks made (a result, the preview) is no sensible default to learn from
+                layer = preferred_layer(self._viewer, Image, lambda lay: lay.rgb and not is_result(lay))
                 self.layers.value = [] if layer is None else [layer]
 
     def _refresh_models(self):
