@@ -1,8 +1,8 @@
 """Automatic colorization over decoding settings: the PSNR / colorfulness frontier of a model.
 
 The network runs once per photo; each setting of ``vivid`` (regression moved toward the annealed
-mean), ``temperature`` and ``calm`` (uncertain pixels pulled toward neutral) is decoded from the
-same output. Choose on ``bsds500-val``; report on the test splits with ``benchmarks/eval_photos.py``.
+mean), ``temperature``, ``calm`` (uncertain pixels pulled toward neutral) and ``neutral`` (pixels
+that may be gray pulled toward it) is decoded from the same output. Choose on ``bsds500-val``; report on the test splits with ``benchmarks/eval_photos.py``.
 
     python scripts/sweep_decoding.py --model runs/photos/ckpt --vivid 0 0.2 0.4 --calm 0 0.5
 
@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--vivid", type=float, nargs="+", default=[0.0, 0.2, 0.4, 0.6])
     p.add_argument("--temperature", type=float, nargs="+", default=[0.5])
     p.add_argument("--calm", type=float, nargs="+", default=[0.0, 0.5])
+    p.add_argument("--neutral", type=float, nargs="+", default=[0.0])
     p.add_argument("--working-size", type=int, nargs="+", default=None)
     p.add_argument("--flip", action="store_true", help="average the outputs of the photo and its mirror image")
     p.add_argument("--out", default=None, help="write the table as JSON here")
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
     else:
         model = copy.deepcopy(load(args.model))
     sizes = args.working_size or [model.working_size]
-    settings = list(itertools.product(sizes, args.vivid, args.temperature, args.calm))
+    settings = list(itertools.product(sizes, args.vivid, args.temperature, args.calm, args.neutral))
     rows = {s: [] for s in settings}
     gray_psnr = []
     for _, rgb in itertools.islice(iter_images(args.data), args.limit):
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
                 out = 0.5 * (out + predict_logits(model, l_full.flip(-1))[0].flip(-1))
             l_low = None
             for s in (s for s in settings if s[0] == size):
-                model.config.update(vivid=s[1], temperature=s[2], calm=s[3])
+                model.config.update(vivid=s[1], temperature=s[2], calm=s[3], neutral=s[4])
                 ab_low = model.decode(out)
                 if l_low is None:
                     l_low = F.interpolate(l_full, size=ab_low.shape[-2:], mode="area")
@@ -81,30 +82,31 @@ def main(argv=None) -> int:
     g = np.array(gray_psnr)
     table = []
     print(f"{len(g)} color photos, gray baseline PSNR {g.mean():.3f}")
-    print(f"{'size':>5}{'vivid':>7}{'T':>6}{'calm':>6}{'PSNR':>9}{'vs gray':>9}{'beats':>7}{'colorful':>10}{'neutral':>9}")
+    print(f"{'size':>5}{'vivid':>7}{'T':>6}{'calm':>6}{'neut':>6}{'PSNR':>9}{'vs gray':>9}{'beats':>7}{'colorful':>10}{'neutral':>9}")
     for s, r in rows.items():
         a = np.array(r, dtype=np.float64)
         ratio = a[:, 2].mean() / a[:, 3].mean()
-        row = {"working_size": s[0], "vivid": s[1], "temperature": s[2], "calm": s[3],
+        row = {"working_size": s[0], "vivid": s[1], "temperature": s[2], "calm": s[3], "neutral": s[4],
                "psnr": float(a[:, 0].mean()), "psnr_gray": float(g.mean()),
                "beats_gray": float((a[:, 0] > g).mean()), "colorfulness_ratio": float(ratio),
                "neutral_chroma": float(np.nanmean(a[:, 4]))}
         table.append(row)
-        print(f"{s[0]:>5}{s[1]:>7.2f}{s[2]:>6.2f}{s[3]:>6.2f}{row['psnr']:>9.3f}{row['psnr'] - g.mean():>+9.3f}"
+        print(f"{s[0]:>5}{s[1]:>7.2f}{s[2]:>6.2f}{s[3]:>6.2f}{s[4]:>6.2f}{row['psnr']:>9.3f}{row['psnr'] - g.mean():>+9.3f}"
               f"{row['beats_gray']:>7.0%}{ratio:>10.3f}{row['neutral_chroma']:>9.2f}")
     if args.out:
         Path(args.out).write_text(json.dumps(table, indent=2) + "\n")
     if args.save:
         ok = [r for r in table if r["psnr"] - r["psnr_gray"] >= args.min_gain] or table
         best = max(ok, key=lambda r: r["colorfulness_ratio"])
-        model.config.update({k: best[k] for k in ("working_size", "vivid", "temperature", "calm")})
+        model.config.update({k: best[k] for k in ("working_size", "vivid", "temperature", "calm", "neutral")})
         model.card["decoding"] = {
             "data": f"{args.data}: {len(g)} color photos at native resolution",
             "rule": f"most colorful setting whose automatic PSNR is at least gray + {args.min_gain} dB",
             "chosen": best, "sweep": table, "command": "python scripts/sweep_decoding.py " + " ".join(
                 argv if argv is not None else __import__("sys").argv[1:])}
         model.config.setdefault("hint_reach", model.hint_reach)
-        heads = ["ab-regression head"] * model.regression + ["global branch"] * (model.net.glob is not None)
+        glob = "global branch (image-level pooled features added back at 1/8 resolution)"
+        heads = ["ab-regression head"] * model.regression + [glob] * (model.net.glob is not None)
         model.card["architecture"] = (f"ColorNet U-Net, width {model.config['width']}, {model.n_parameters()} "
                                       f"parameters, {model.bins.shape[0]} ab bins, {', '.join(heads) or 'bins only'}, "
                                       "input (L, hint a, hint b, hint mask)")

@@ -1,4 +1,4 @@
-"""The network's decoding: soft encoding, annealed mean, rebalancing, regression head, calm, context."""
+"""The network's decoding: soft encoding, annealed mean, rebalancing, regression head, calm, neutral, context."""
 
 from __future__ import annotations
 
@@ -136,6 +136,32 @@ def test_calm_pulls_uncertain_pixels_toward_neutral_unless_hinted():
     assert torch.allclose(ab[0, :, 0, 0], torch.tensor([40.0, 40.0]), atol=0.1)  # sure: kept
     assert torch.allclose(ab[0, :, 1, 1], torch.tensor([20.0, 20.0]), atol=0.1)  # unsure: halved
     assert torch.allclose(m.decode(out, hinted=True), torch.full((1, 2, 2, 2), 40.0))
+
+
+def test_neutral_pulls_pixels_that_may_be_gray_toward_gray_unless_hinted():
+    from napari_colorize.core.color import ab_bins
+    from napari_colorize.core.model import NEUTRAL_BIN_CHROMA, neutral_probability
+    from napari_colorize.core.modelfile import Colorizer
+
+    bins = torch.from_numpy(ab_bins())
+    m = Colorizer.new(bins, regression=True, width=8)
+    q = bins.shape[0]
+    chroma = torch.hypot(bins[:, 0], bins[:, 1])
+    gray_bin = int(chroma.argmin())
+    vivid_bin = int(torch.argmin((bins[:, 0] - 40) ** 2 + (bins[:, 1] - 40) ** 2))
+    assert chroma[gray_bin] < NEUTRAL_BIN_CHROMA < chroma[vivid_bin]
+    out = torch.full((1, q + 2, 1, 3), -50.0)
+    out[:, q:] = 40.0 / 110.0  # regressed ab of 40 everywhere
+    out[0, gray_bin, 0, 0] = 50.0  # sure it is gray
+    out[0, vivid_bin, 0, 1] = 50.0  # sure it is colored
+    out[0, gray_bin, 0, 2] = out[0, vivid_bin, 0, 2] = 50.0  # either, half and half
+    p0 = neutral_probability(out[:, :q], bins)[0, 0, 0]
+    assert torch.allclose(p0, torch.tensor([1.0, 0.0, 0.5]), atol=1e-3)
+    m.config.update(vivid=0.0, calm=0.0, neutral=0.5)
+    ab = m.decode(out)[0, 0, 0]
+    expected = 40.0 * (1 - 0.5 * torch.tensor([1.0, 0.0, 0.5]).sqrt())
+    assert torch.allclose(ab, expected, atol=0.05)
+    assert torch.allclose(m.decode(out, hinted=True), torch.full((1, 2, 1, 3), 40.0))
 
 
 def test_windows_share_the_context_of_the_whole_plane(model, photo):

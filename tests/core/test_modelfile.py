@@ -99,7 +99,7 @@ def test_a_hinted_pass_is_decoded_with_its_own_vividness(model):
     from napari_colorize.core.model import annealed_mean, split_output
 
     m = copy.deepcopy(model)
-    m.config.update(vivid=1.0, hint_vivid=0.0, calm=0.0)
+    m.config.update(vivid=1.0, hint_vivid=0.0, calm=0.0, neutral=0.0)
     out = torch.randn(1, m.bins.shape[0] + 2, 4, 5)
     logits, reg = split_output(out, m.bins.shape[0])
     torch.testing.assert_close(m.decode(out, hinted=True), reg)  # hint_vivid 0: the regressed ab

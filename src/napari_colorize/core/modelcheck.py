@@ -27,6 +27,7 @@ CONFIG_RANGES = {
     "tile_above": (int, 16, 10**6),
     "hint_reach": (float, 0.0, 1.0),
     "calm": (float, 0.0, 1.0),
+    "neutral": (float, 0.0, 1.0),
     "hint_spread": (float, 0.0, 1.0),
     "hint_vivid": (float, 0.0, 1.0),
 }

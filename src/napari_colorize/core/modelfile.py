@@ -37,7 +37,7 @@ class Colorizer:
         Class-rebalancing weights used in training.
     config : dict
         ``width``, ``working_size`` (longest side the network sees), ``tile_above`` and the
-        decoding settings ``temperature``, ``vivid``, ``calm``, ``debias``, ``hint_reach``,
+        decoding settings ``temperature``, ``vivid``, ``calm``, ``neutral``, ``debias``, ``hint_reach``,
         ``hint_spread`` and ``hint_vivid`` (ranges in :data:`.modelcheck.CONFIG_RANGES`).
     card : dict
         Free-form model card (training data, steps, seed, validation metrics).
@@ -96,20 +96,21 @@ class Colorizer:
     def decode(self, out: torch.Tensor, temperature: float | None = None, hinted: bool = False) -> torch.Tensor:
         """Chroma ab (B, 2, h, w) from a network output, with this model's decoding settings.
 
-        ``calm`` (pulling uncertain pixels toward neutral) applies to automatic colorization
-        only: with ``hinted`` the user has settled what the network was unsure of, and measured
-        on real photos, calm then costs PSNR. A hinted pass uses ``hint_vivid`` where the card
-        has it, else ``vivid``.
+        ``calm`` (pulling uncertain pixels toward neutral) and ``neutral`` (pulling pixels that
+        may be gray toward it) apply to automatic colorization only: with ``hinted`` the user has
+        settled what the network was unsure of, and measured on real photos, calm then costs PSNR.
+        A hinted pass uses ``hint_vivid`` where the card has it, else ``vivid``.
         """
         t = self.temperature if temperature is None else float(temperature)
         if self.reference is not None:
             return self.reference.decode(out, self.bins.to(out.device), t)
         bias = self.log_bias
         calm = 0.0 if hinted else float(self.config.get("calm", 0.0))
+        neutral = 0.0 if hinted else float(self.config.get("neutral", 0.0))
         # a hinted pass has its own vividness: where the user gave colors, the safer guess elsewhere
         vivid = float(self.config.get("hint_vivid", self.vivid)) if hinted else self.vivid
         return decode(out, self.bins.to(out.device), t, None if bias is None else bias.to(out.device),
-                      vivid, calm)
+                      vivid, calm, neutral)
 
     @property
     def hint_reach(self) -> float:
