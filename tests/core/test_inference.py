@@ -97,3 +97,40 @@ def test_repeated_hint_edits_reuse_the_automatic_pass_and_never_go_stale():
         inference.predict_logits = real
     assert np.abs(first - second).max() > 1e-3  # the moved hint did change the result
     assert not np.allclose(third[:20], second[:20], atol=1e-3)
+
+
+def test_hint_count_sees_a_path_as_one_hint_and_scattered_points_apart():
+    import numpy as np
+
+    from napari_colorize.core.inference import hint_count
+
+    at = np.zeros((40, 60), bool)
+    assert hint_count(at) == 0
+    rr = np.arange(5, 35)
+    at[rr, rr] = True  # a diagonal path: pixels touching at their corners
+    assert hint_count(at) == 1
+    at[2, 50] = at[30, 55] = at[38, 5] = True
+    assert hint_count(at) == 4
+
+
+def test_a_single_hint_ignores_the_smaller_hinted_pass_and_several_use_it(small_gray):
+    import copy
+
+    import numpy as np
+
+    from napari_colorize import colorize
+    from napari_colorize.core.modelfile import load
+
+    small = copy.deepcopy(load())
+    small.config.update(working_size=128, hint_working_size=64)
+    same = copy.deepcopy(small)
+    same.config["hint_working_size"] = 128
+    one = ([[40, 60]], [[0.1, 0.3, 0.9]])
+    two = ([[40, 60], [100, 20]], [[0.1, 0.3, 0.9], [0.9, 0.5, 0.1]])
+    # one hint: exactly the pass at the working size, so the picture around it keeps its colors
+    np.testing.assert_allclose(colorize(small_gray, points=one[0], colors=one[1], model=small),
+                               colorize(small_gray, points=one[0], colors=one[1], model=same), atol=1e-6)
+    # two separate hints: the smaller pass is half of the hinted chroma
+    a = colorize(small_gray, points=two[0], colors=two[1], model=small)
+    b = colorize(small_gray, points=two[0], colors=two[1], model=same)
+    assert np.abs(a - b).max() > 0.02

@@ -28,6 +28,7 @@ CONFIG_RANGES = {
     "hint_reach": (float, 0.0, 1.0),
     "calm": (float, 0.0, 1.0),
     "neutral": (float, 0.0, 1.0),
+    "hint_working_size": (int, 16, 4096),
     "hint_spread": (float, 0.0, 1.0),
     "hint_vivid": (float, 0.0, 1.0),
 }

@@ -38,7 +38,8 @@ class Colorizer:
     config : dict
         ``width``, ``working_size`` (longest side the network sees), ``tile_above`` and the
         decoding settings ``temperature``, ``vivid``, ``calm``, ``neutral``, ``debias``, ``hint_reach``,
-        ``hint_spread`` and ``hint_vivid`` (ranges in :data:`.modelcheck.CONFIG_RANGES`).
+        ``hint_spread``, ``hint_vivid`` and ``hint_working_size`` (ranges in
+        :data:`.modelcheck.CONFIG_RANGES`).
     card : dict
         Free-form model card (training data, steps, seed, validation metrics).
     reference : Reference or None
@@ -142,6 +143,11 @@ class Colorizer:
     @property
     def working_size(self) -> int:
         return int(self.config.get("working_size", 256))
+
+    @property
+    def hint_working_size(self) -> int:
+        """Longest side the network sees in a hinted pass (whole mode); the working size if unset."""
+        return int(self.config.get("hint_working_size", self.working_size))
 
     @property
     def tile_above(self) -> int:
