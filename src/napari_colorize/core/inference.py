@@ -136,9 +136,9 @@ def local_hints(model: Colorizer, l_t, ab_hinted, mask, hw, temperature=None, hi
     clipped to 1, so the change covers the hinted object, fades with distance and stops at edges.
     The pull is divided by the square root of the number ``n`` of separate hints
     (:func:`hint_count`): a single hint stays on its object, while many hints together cover the
-    picture, as Levin et al. 2004's do.
-    With ``hints`` (the hint tensors rasterized at the model's ``hint_working_size``), a hinted
-    pass at that smaller scale is mixed in with weight ``(n - 1) / (n - 1 + HINT_SCALE_HALF)``.
+    picture, as Levin et al. 2004's do. With ``hints`` (hint ab and mask rasterized at the
+    model's ``hint_working_size``), a hinted pass at that scale is mixed in with weight
+    ``(n - 1) / (n - 1 + HINT_SCALE_HALF)``: none for a single hint.
     """
     ab_auto = _automatic(model, l_t, hw, temperature)
     at = F.adaptive_max_pool2d(mask, ab_auto.shape[-2:])[0, 0].numpy() > 0
