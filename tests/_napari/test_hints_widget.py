@@ -266,6 +266,24 @@ def test_an_empty_hints_layer_starts_no_run_until_its_first_hint(qtbot, scene, m
     assert runs == [1]
 
 
+def test_choosing_no_hints_with_auto_update_on_brings_back_the_automatic_colors(qtbot, scene, monkeypatch):
+    viewer, w, src = scene
+    _run(qtbot, w)
+    auto = viewer.layers["img colorized"].data.copy()
+    w.auto.value = True
+    pts = viewer.layers[w.tool.make_layer().name]
+    pts.add([[20, 20]])
+    _settle(qtbot, w)
+    assert np.abs(viewer.layers["img colorized"].data - auto).max() > 0.05  # the hint shows
+    runs = _count_runs(w, monkeypatch)
+    combo = w.hints.native
+    combo.setCurrentIndex(combo.findText("(none)"))
+    assert w.hints.value is None
+    _settle(qtbot, w)
+    assert runs == [1]
+    np.testing.assert_allclose(viewer.layers["img colorized"].data, auto, atol=1e-6)
+
+
 def test_a_color_set_in_the_layer_controls_with_nothing_selected_is_the_next_hints(qtbot, scene):
     viewer, w, src = scene
     pts = viewer.layers[w.tool.make_layer().name]

@@ -130,7 +130,7 @@ def test_a_single_hint_ignores_the_smaller_hinted_pass_and_several_use_it(small_
     # one hint: exactly the pass at the working size, so the picture around it keeps its colors
     np.testing.assert_allclose(colorize(small_gray, points=one[0], colors=one[1], model=small),
                                colorize(small_gray, points=one[0], colors=one[1], model=same), atol=1e-6)
-    # two separate hints: the smaller pass is half of the hinted chroma
+    # two separate hints: the smaller pass joins the hinted chroma
     a = colorize(small_gray, points=two[0], colors=two[1], model=small)
     b = colorize(small_gray, points=two[0], colors=two[1], model=same)
     assert np.abs(a - b).max() > 0.02

@@ -205,6 +205,10 @@ class Dock(Container):
             fits = suitable if offer is None else (offer if suitable is None else
                                                    (lambda lay: offer(lay) and suitable(lay)))
             self._pickers.append((box, kind, fits))
+        else:
+            # magicgui announces no change to None in a box that is not nullable: choosing the
+            # "no layer" entry must reach whoever follows the picker
+            box.native.currentIndexChanged.connect(lambda *_: box.value is None and box.changed.emit(None))
         return box
 
     def reset_choices(self, *_) -> None:

@@ -121,9 +121,10 @@ def hint_count(at: np.ndarray) -> int:
     return int(ndimage.label(at, structure=np.ones((3, 3), bool))[1])
 
 
-# How fast the hinted pass at the smaller scale takes over as separate hints accumulate:
-# weight (n - 1) / (n - 1 + HINT_SCALE_HALF) for n hints, none for a single hint
-HINT_SCALE_HALF = 1.0
+# How fast the hinted pass at the smaller scale takes over as separate hints accumulate: weight
+# (n - 1) / (n - 1 + HINT_SCALE_HALF) for n hints, none for a single hint. Chosen on bsds500-val
+# with 10 random hints: 0.5 / 1 / 2 / 4 / 9 gave 28.41 / 28.43 / 28.46 / 28.48 / 28.46 dB.
+HINT_SCALE_HALF = 4.0
 
 
 def local_hints(model: Colorizer, l_t, ab_hinted, mask, hw, temperature=None, hints=None) -> torch.Tensor:

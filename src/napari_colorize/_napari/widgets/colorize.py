@@ -163,12 +163,15 @@ class ColorizeWidget(Dock):
         self.hints.value = layer
 
     def _follow_hints(self, *_):
+        shown = self._last_hints
         self._last_hints = None  # another hints layer: its first hint is a change, its emptiness not
         if self._unfollow is not None:
             self._unfollow()
         layer = self.hints.value
         self._unfollow = (None if layer is None else
                           keep_next_color(layer, lambda: self.tool.color, follow=self.tool.set_color))
+        if layer is None and self.auto.value and shown not in (None, self._key(None, None)):
+            self.request_run()  # hints off: the shown result goes back to the automatic colors
 
     def _watch_hints(self, *_):
         if self._unwatch is not None:
