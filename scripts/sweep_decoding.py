@@ -2,7 +2,8 @@
 
 The network runs once per photo; each setting of ``vivid`` (regression moved toward the annealed
 mean), ``temperature``, ``calm`` (uncertain pixels pulled toward neutral) and ``neutral`` (pixels
-that may be gray pulled toward it) is decoded from the same output. Choose on ``bsds500-val``; report on the test splits with ``benchmarks/eval_photos.py``.
+that may be gray pulled toward it) is decoded from the same output. Choose on ``bsds500-val``;
+report on the test splits with ``benchmarks/eval_photos.py``.
 
     python scripts/sweep_decoding.py --model runs/photos/ckpt --vivid 0 0.2 0.4 --calm 0 0.5
 

@@ -127,7 +127,8 @@ def hint_count(at: np.ndarray) -> int:
 HINT_SCALE_HALF = 4.0
 
 
-def local_hints(model: Colorizer, l_t, ab_hinted, mask, hw, temperature=None, hints=None) -> torch.Tensor:
+def local_hints(model: Colorizer, l_t, l_low, ab_hinted, mask, hw, temperature=None,
+                hints=None) -> torch.Tensor:
     """The network's hinted chroma kept only where the hints reach; automatic chroma elsewhere.
 
     The network spreads a hint's color by what it knows of objects, which can cross a strong
@@ -142,14 +143,13 @@ def local_hints(model: Colorizer, l_t, ab_hinted, mask, hw, temperature=None, hi
     ``(n - 1) / (n - 1 + HINT_SCALE_HALF)``: none for a single hint.
     """
     ab_auto = _automatic(model, l_t, hw, temperature)
-    at = F.adaptive_max_pool2d(mask, ab_auto.shape[-2:])[0, 0].numpy() > 0
+    at = F.adaptive_max_pool2d(mask, l_low.shape[-2:])[0, 0].numpy() > 0
     n = max(1, hint_count(at))
     if hints is not None and n > 1:
         logits, _ = predict_logits(model, l_t, *hints, hw=hints[0].shape[-2:])
         small = F.interpolate(model.decode(logits, temperature, hinted=True), size=ab_hinted.shape[-2:],
                               mode="bilinear", align_corners=False)
         ab_hinted = ab_hinted + (n - 1) / (n - 1 + HINT_SCALE_HALF) * (small - ab_hinted)
-    l_low = F.interpolate(l_t, size=ab_auto.shape[-2:], mode="area")
     reach = propagate(l_low[0, 0].numpy(), at, np.ones((*at.shape, 1), np.float32),
                       np.zeros((*at.shape, 1), np.float32), model.hint_spread / math.sqrt(n))
     w = torch.from_numpy(np.clip(HINT_GAIN * reach[..., 0], 0.0, 1.0))[None, None]
@@ -186,7 +186,7 @@ def whole_field(model: Colorizer, l_mid: np.ndarray, shape: tuple[int, int], uni
     if mask.any() and model.hint_spread > 0:
         hw_small = work_shape(shape, model.hint_working_size)
         small = rasterize_hints(pts, cols, shape, hw_small) if hw_small != hw else None
-        ab_low = local_hints(model, l_t, ab_low, mask, hw, temperature, small)
+        ab_low = local_hints(model, l_t, l_low, ab_low, mask, hw, temperature, small)
     fld = ChromaField(tuple(shape), unit)
     a, b = fit(ab_low, l_low, GUIDE_RADIUS, GUIDE_EPS)
     fld.add(a[0].numpy(), b[0].numpy(), (ab_low.shape[-2] / shape[0], ab_low.shape[-1] / shape[1]))

@@ -17,16 +17,7 @@ from ...core.scribbles import palette
 from ..dock import Dock
 from ..hints import hint_layer_types, hints_from_layer, keep_next_color, watch
 from ..jobs import colorize_job, lazy_job, preview_job
-from ..layers import (
-    current_index,
-    fov_crop,
-    image_data,
-    is_rgb,
-    layer_choices,
-    level_factor,
-    level_placement,
-    publish,
-)
+from ..layers import current_index, fov_crop, image_data, is_rgb, level_factor, level_placement, publish
 from .hint_tool import HintTool
 
 #: quiet time after a hint edit before colorizing again: short, so the result follows the hand
@@ -72,10 +63,9 @@ class ColorizeWidget(Dock):
         self.scope = ComboBox(label="Hints act", choices=["local", "global"], value="local",
                               tooltip="local: each hint recolors its object and stops at edges; "
                                       "global: the hint colors become the palette of the whole image")
-        self.reference = ComboBox(label="Reference",
-                                  choices=layer_choices(napari_viewer, Image, optional="(none)", suitable=is_rgb),
-                                  tooltip="An RGB layer whose palette the result takes (on an RGB "
-                                          "image: recoloring)")
+        self.reference = self.layer_picker("Reference", Image, optional="(none)", offer=is_rgb,
+                                           tooltip="An RGB layer whose palette the result takes (on an RGB "
+                                                   "image: recoloring)")
         self.strength = FloatSlider(label="Strength", min=0.0, max=4.0, step=0.1, value=0.5,
                                     tooltip="Weight of the reference's colors (0: only its saturation)")
         self.model = ComboBox(label="Model", choices=model_choices,
@@ -109,8 +99,6 @@ class ColorizeWidget(Dock):
         self.preview_btn.changed.connect(lambda *_: self.preview())
         self.image.changed.connect(self._on_image)
         self.reference.changed.connect(self._on_image)
-        # "(none)" is not announced by ``changed`` (None is the combo's null value)
-        self.reference.native.currentIndexChanged.connect(lambda *_: self._on_image())
         self.model.changed.connect(self._on_model)
         self.hints.changed.connect(self._watch_hints)
         self.hints.changed.connect(self._follow_hints)
