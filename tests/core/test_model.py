@@ -177,3 +177,47 @@ def test_windows_share_the_context_of_the_whole_plane(model, photo):
         # a window given the whole plane's context differs from the window pooling only itself
         win, win_own = model.net(x[..., :64], context=ctx), model.net(x[..., :64])
     assert (win - win_own).abs().max() > 1e-2
+
+
+def test_decoding_matches_the_plain_formulas_for_logits_of_any_range():
+    from napari_colorize.core.model import decode, normalized_entropy, probabilities
+
+    bins = torch.from_numpy(ab_bins())
+    q = bins.shape[0]
+    gen = torch.Generator().manual_seed(0)
+    for spread in (1.0, 30.0, 400.0):  # the last far beyond where exp underflows
+        out = torch.randn(2, q + 2, 3, 5, generator=gen) * spread
+        out[:, q:] = torch.randn(2, 2, 3, 5, generator=gen) * 0.3
+        logits, ab = out[:, :q].double(), out[:, q:].double() * 110.0
+        for t in (0.5, 0.38, 1.0):
+            p = torch.softmax(logits / t, 1)
+            mean = torch.einsum("bqhw,qc->bchw", p, bins.double())
+            assert torch.allclose(probabilities(out[:, :q], t).double(), p, atol=1e-4)
+            p1 = torch.softmax(logits, 1)
+            ent = -(p1 * torch.log_softmax(logits, 1)).sum(1, keepdim=True) / np.log(q)
+            near = (torch.hypot(bins[:, 0], bins[:, 1]) < 12.0).double()
+            gray = torch.einsum("bqhw,q->bhw", p1, near)[:, None]
+            expected = (ab + 0.85 * (mean - ab)) * (1 - 0.3 * ent) * (1 - 0.35 * gray.sqrt())
+            got = decode(out, bins, t, vivid=0.85, calm=0.3, neutral=0.35).double()
+            assert torch.allclose(got, expected, atol=1e-3), (spread, t)
+            assert torch.allclose(normalized_entropy(out[:, :q]).double(), ent, atol=1e-4)
+
+
+def test_inference_network_matches_and_follows_its_weights(model):
+    import copy
+
+    m = copy.deepcopy(model)
+    x = torch.randn(1, 4, 64, 96, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        fast = m.fast
+        assert m.fast is fast  # kept while the weights stay
+        ref = m.net(x)
+        assert torch.allclose(fast(x), ref, atol=1e-3 * float(ref.abs().max()))
+        assert not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in fast.modules())
+    with torch.no_grad():
+        m.net.head.bias.add_(1.0)  # an in-place change, as a fine-tuning step makes
+    with torch.inference_mode():
+        assert m.fast is not fast
+        assert torch.allclose(m.fast(x), m.net(x), atol=1e-3 * float(ref.abs().max()))
+    m.net.train()
+    assert m.fast is m.net  # training runs the network itself, batch norms and all

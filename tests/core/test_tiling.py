@@ -75,6 +75,28 @@ def test_tiles_match_one_window_and_leave_no_seam(model, big_gray):
         assert np.abs(jump[x - 8 : x + 8] - jump_whole[x - 8 : x + 8]).max() < 2e-4
 
 
+def test_tiled_hints_get_their_color_and_stay_off_far_regions(model, big_gray):
+    import copy
+
+    from skimage.color import lab2rgb
+
+    pts = np.array([[300.0, 100.0], [100.0, 400.0]])
+    # colors of the pixels' own lightness, so that they are displayable there
+    gray = np.repeat(big_gray[..., None], 3, -1)[pts[:, 0].astype(int), pts[:, 1].astype(int)] / 255.0
+    cols = lab2rgb(np.stack([rgb2lab(gray[None])[0, :, 0], [-35.0, 40.0], [35.0, -30.0]], 1)[None])[0]
+    plain = colorize_tiled(model, big_gray, downsample=2)
+    loose = copy.deepcopy(model)
+    loose.config["hint_reach"] = 0.0  # the hinted network pass alone
+    errors = {}
+    for name, m in (("matched", model), ("network alone", loose)):
+        out = colorize_tiled(m, big_gray, pts, cols, downsample=2)
+        at = rgb2lab(out[pts[:, 0].astype(int), pts[:, 1].astype(int)][None])[0, :, 1:]
+        errors[name] = np.linalg.norm(at - rgb2lab(cols[None])[0, :, 1:], axis=1).max()
+        far = (slice(0, 40), slice(680, 720))  # a corner away from both hints
+        assert np.abs(rgb2lab(out[far])[..., 1:] - rgb2lab(plain[far])[..., 1:]).mean() < 5.0
+    assert errors["matched"] < 10.0 and errors["matched"] < 0.7 * errors["network alone"]
+
+
 def test_tiled_reads_and_writes_bounded_pieces(tiny, big_gray, monkeypatch):
     from napari_colorize.core import chroma, tiling
 

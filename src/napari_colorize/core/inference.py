@@ -70,9 +70,9 @@ def predict_logits(model: Colorizer, l_full: torch.Tensor, hint_ab=None, hint_ma
         hint_mask = torch.zeros((bsz, 1, *hw))
     x = encode_input(l_work, hint_ab, hint_mask)
     if capture:
-        logits, feats = model.net(x, capture=capture)
+        logits, feats = model.fast(x, capture=capture)
         return logits, l_work, feats
-    return model.net(x), l_work
+    return model.fast(x), l_work
 
 
 def plane_lightness(plane: np.ndarray) -> np.ndarray:
@@ -190,13 +190,26 @@ def whole_field(model: Colorizer, l_mid: np.ndarray, shape: tuple[int, int], uni
     fld = ChromaField(tuple(shape), unit)
     a, b = fit(ab_low, l_low, GUIDE_RADIUS, GUIDE_EPS)
     fld.add(a[0].numpy(), b[0].numpy(), (ab_low.shape[-2] / shape[0], ab_low.shape[-1] / shape[1]))
-    if len(pts) and model.hint_reach > 0:
-        r, c = hint_pixels(pts, shape)
-        l_pts = np.asarray(l_at(r, c), np.float32).reshape(-1)
-        now = [fld.ab(torch.tensor([[v]]), int(y), int(x))[:, 0, 0].numpy() for v, y, x in zip(l_pts, r, c)]
-        resid = rgb_to_lab(cols.reshape(-1, 1, 3))[:, 0, 1:] - np.stack(now)
-        fld.add(*hint_correction(l_mid, shape, pts, resid, model.hint_reach))
+    match_hints(model, fld, l_mid, pts, cols, l_at)
     return fld
+
+
+def match_hints(model: Colorizer, fld: ChromaField, l_src: np.ndarray, points: np.ndarray,
+                colors: np.ndarray, l_at) -> None:
+    """Add to ``fld`` the edge-aware correction that makes it match the hints' colors.
+
+    What is left between each hint's color and the field's chroma at its pixel is spread by
+    :func:`.propagate.hint_correction` over lightness ``l_src`` (the plane's, full or reduced),
+    with the model's ``hint_reach``; nothing is added without hints or with ``hint_reach`` 0.
+    ``l_at(rows, cols)`` gives full-resolution L at those pixels.
+    """
+    if not len(points) or model.hint_reach <= 0:
+        return
+    r, c = hint_pixels(points, fld.shape)
+    l_pts = np.asarray(l_at(r, c), np.float32).reshape(-1)
+    now = [fld.ab(torch.tensor([[v]]), int(y), int(x))[:, 0, 0].numpy() for v, y, x in zip(l_pts, r, c)]
+    resid = rgb_to_lab(colors.reshape(-1, 1, 3))[:, 0, 1:] - np.stack(now)
+    fld.add(*hint_correction(l_src, fld.shape, points, resid, model.hint_reach))
 
 
 def colorize_plane(model: Colorizer, plane: np.ndarray, points=None, colors=None,

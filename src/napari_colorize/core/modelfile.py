@@ -53,6 +53,7 @@ class Colorizer:
     card: dict = field(default_factory=dict)
     name: str = "unsaved"
     reference: object = None
+    _fast: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def new(cls, bins: torch.Tensor, rebalance: torch.Tensor | None = None, width: int = 24,
@@ -83,6 +84,22 @@ class Colorizer:
         missing, unexpected = net.load_state_dict(self.net.state_dict(), strict=False)
         assert not unexpected and all(k.startswith(("reg.", "glob.")) for k in missing)
         self.net = net.to(next(self.net.parameters()).device)
+
+    @property
+    def fast(self) -> ColorNet:
+        """The network to run for inference: :meth:`.ColorNet.for_inference` of ``net``.
+
+        Rebuilt whenever ``net`` is replaced, moved or its weights change in place (a
+        fine-tuning step, a loaded state), so it never runs stale weights. While ``net`` is
+        in training mode, ``net`` itself.
+        """
+        if self.net.training:
+            return self.net
+        tensors = [*self.net.parameters(), *self.net.buffers()]
+        key = (id(self.net), tuple((id(t), t.device, t._version) for t in tensors))
+        if self._fast is None or self._fast[0] != key:
+            self._fast = (key, self.net.for_inference())
+        return self._fast[1]
 
     @property
     def regression(self) -> bool:

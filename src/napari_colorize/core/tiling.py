@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from .chroma import ChromaField, UnitMap, bands, fit_coefficients, write_field
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
-from .inference import work_shape
+from .inference import match_hints, work_shape
 from .model import encode_input
 from .modelfile import Colorizer
 from .temporal import smooth_ab
@@ -149,7 +149,7 @@ def plane_context(model: Colorizer, plane, unit: UnitMap) -> torch.Tensor | None
     hw = work_shape(tuple(l_full.shape[-2:]), model.working_size)
     l_work = F.interpolate(l_full, size=hw, mode="area")
     zeros = torch.zeros((1, 2, *hw))
-    return model.net.context(encode_input(l_work, zeros, zeros[:, :1]))
+    return model.fast.context(encode_input(l_work, zeros, zeros[:, :1]))
 
 
 def iter_tiled(model: Colorizer, plane, write: Callable[[slice, slice, np.ndarray], None], points=None,
@@ -251,7 +251,7 @@ def tiled_field(model: Colorizer, plane, points=None, colors=None, temperature: 
             l_net = band[..., ox - bx0 : ox - bx0 + sx]
             hint_ab, mask = _window_hints(pts, cols, oy * k, ox * k, sy * k, sx * k, (sy, sx))
             with torch.inference_mode():
-                logits = model.net(encode_input(l_net, hint_ab, mask), context=context)
+                logits = model.fast(encode_input(l_net, hint_ab, mask), context=context)
                 ab = model.decode(logits, temperature, hinted=len(pts) > 0)  # per plane: no seams
                 ab = smooth_ab(state, (i, j), ab, F.avg_pool2d(l_net, 2), temporal)
             ab = ab[0].numpy()
@@ -266,9 +266,17 @@ def tiled_field(model: Colorizer, plane, points=None, colors=None, temperature: 
     del wsum
     fld = ChromaField((h, w), unit)
     a, b = fit_coefficients(acc, l_low, in_place=True)  # the blended chroma's memory becomes A
-    del acc, l_low
+    del acc
     fld.add(a, b, (1.0 / f, 1.0 / f))
+    match_hints(model, fld, l_low, pts, cols, lambda r, c: _lightness_at(plane, unit, r, c))
     return fld
+
+
+def _lightness_at(plane, unit: UnitMap, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Full-resolution L at pixels of a plane that may only be sliceable (zarr, dask)."""
+    if isinstance(plane, np.ndarray):
+        return unit.lightness(plane[rows, cols])
+    return np.array([unit.lightness(np.asarray(plane[r : r + 1, c : c + 1]))[0, 0] for r, c in zip(rows, cols)])
 
 
 def _window_hints(pts, cols, y0, x0, hh, ww, net_shape):
