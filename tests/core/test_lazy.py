@@ -92,6 +92,10 @@ def test_pyramid_levels_share_one_global_pass(tiny, plane):
 
     pyramid = [plane, plane[::2, ::2], plane[::4, ::4]]
     assert pick_global_level(pyramid, 1000) == 1 and pick_global_level(pyramid, 100) == 2
+    sides = [max(p.shape) for p in pyramid]
+    # seen whole at every level: the coarsest that is still big enough, never a finer one
+    assert pick_global_level(pyramid, 10**6, sides[1]) == 1 and pick_global_level(pyramid, 10**6, sides[2]) == 2
+    assert pick_global_level(pyramid, 10**6, sides[0] + 1) == 0  # none big enough: the finest
     levels, used = colorize_pyramid(pyramid, tiny, global_level=0)
     assert used == 0 and [lv.shape[:2] for lv in levels] == [p.shape for p in pyramid]
     assert all(isinstance(lv, da.Array) and lv.dtype == np.float32 for lv in levels)

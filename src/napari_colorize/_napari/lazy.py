@@ -43,8 +43,8 @@ def lazy_multiscale(data, model=None, *, global_level: int | None = None, temper
     model : Colorizer, str or path, optional
         As for :func:`napari_colorize.colorize`.
     global_level : int, optional
-        Pyramid level of the global pass; by default the finest one the network sees whole
-        (:func:`napari_colorize.core.lazy.pick_global_level`).
+        Pyramid level of the global pass; by default the coarsest one with all the detail
+        whole mode uses (:func:`napari_colorize.core.lazy.pick_global_level`).
     temperature : float, optional
 
     Returns

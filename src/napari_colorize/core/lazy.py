@@ -179,13 +179,21 @@ def _field_task(field_of, index, plane):
     return field_of(plane, index)
 
 
-def pick_global_level(levels: list, tile_above: int) -> int:
-    """The finest pyramid level whose longest side is at most ``tile_above`` (its whole-plane pass
-    is one network run), else the coarsest."""
-    for i, arr in enumerate(levels):
-        if max(arr.shape[-3:-1] if _rgb(arr) else arr.shape[-2:]) <= tile_above:
-            return i
-    return len(levels) - 1
+def pick_global_level(levels: list, tile_above: int, min_side: int | None = None) -> int:
+    """The pyramid level for the global pass: among the levels whose longest side is at most
+    ``tile_above`` (seen whole), the coarsest one still at least ``min_side`` on its longest
+    side, else the finest of them; the coarsest level if none is seen whole.
+
+    Whole mode reduces any plane to a block mean of about four times the working size first
+    (:func:`.inference.mid_factor`), so with that as ``min_side`` a finer level would only be
+    read for nothing.
+    """
+    sides = [max(arr.shape[-3:-1] if _rgb(arr) else arr.shape[-2:]) for arr in levels]
+    whole = [i for i, side in enumerate(sides) if side <= tile_above]
+    if not whole:
+        return len(levels) - 1
+    enough = [i for i in whole if min_side is not None and sides[i] >= min_side]
+    return max(enough) if enough else min(whole)
 
 
 def _rgb(arr) -> bool:
@@ -211,7 +219,8 @@ def colorize_pyramid(levels: list, model: Colorizer, *, global_level: int | None
     spatial = [tuple(lv.shape[:2]) for lv in levels]
     if any(len(lv.shape) != (3 if _rgb(lv) else 2) for lv in levels):
         raise InputError(f"Expected 2D levels (gray or RGB); got shapes {[tuple(lv.shape) for lv in levels]}.")
-    g = pick_global_level(levels, model.tile_above) if global_level is None else int(global_level)
+    g = (pick_global_level(levels, model.tile_above, 4 * model.working_size) if global_level is None
+         else int(global_level))
     if not 0 <= g < len(levels):
         raise InputError(f"global_level must be between 0 and {len(levels) - 1}; got {global_level}.")
     src = levels[g]
