@@ -158,3 +158,18 @@ def test_filter_docks_have_readable_labels_and_tooltips(viewer):
             assert "_" not in control.label, (cmd, control.label)  # "Target rows", not "target_rows"
     again = get_app_model().commands.execute_command(f"{PLUGIN}.resize").result()
     assert again is viewer.window.dock_widgets["Resize (napari-colorize)"]  # shown again, not docked twice
+
+
+def test_a_big_rgb_result_shows_its_whole_range(viewer):
+    from napari_colorize._napari.layers import publish
+
+    src = viewer.add_image(np.zeros((2000, 3000), np.uint8), name="scan")
+    rgb = np.zeros((2000, 3000, 3), np.float32)
+    # napari would take the limits of a big layer from its bright centre
+    rgb[900:1100, 1400:1600] = np.linspace(0.7, 1.0, 200, dtype=np.float32)[:, None, None]
+    outputs = {}
+    layer = publish(viewer, src, rgb, "colorized", outputs, rgb=True)
+    assert tuple(layer.contrast_limits) == (0.0, 1.0)
+    layer.contrast_limits = (0.5, 1.0)
+    again = publish(viewer, src, rgb * 0.5, "colorized", outputs, rgb=True)  # updated in place
+    assert again is layer and tuple(layer.contrast_limits) == (0.0, 1.0)

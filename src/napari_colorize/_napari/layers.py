@@ -224,6 +224,10 @@ def publish(viewer, source, data, what: str, cache: dict, *, kind: str = "image"
     name = f"{source.name} {what}"
     kwargs.setdefault("scale", source.scale)
     kwargs.setdefault("translate", source.translate)
+    if kwargs.get("rgb"):
+        # the plugin's RGB results are floats in [0, 1]; napari guesses the limits of a big layer
+        # from a patch at its centre, which can leave a photo nearly black, beyond the slider's reach
+        kwargs.setdefault("contrast_limits", (0.0, 1.0))
     layer, published = cache.get((id(source), what), (None, None))
     if layer is None or layer not in viewer.layers or layer.name != published:
         layer = viewer.layers[name] if name in viewer.layers else None
@@ -235,6 +239,8 @@ def publish(viewer, source, data, what: str, cache: dict, *, kind: str = "image"
     if in_place and layer.ndim == len(kwargs["scale"]):
         layer.data = data
         layer.scale, layer.translate = kwargs["scale"], kwargs["translate"]
+        if "contrast_limits" in kwargs:
+            layer.contrast_limits = kwargs["contrast_limits"]
     else:
         if layer is not None:
             viewer.layers.remove(layer)

@@ -14,6 +14,7 @@ from ...core.library import on_models_changed
 from ...core.modelfile import available_models, load
 from ...core.planes import check_image
 from ...core.scribbles import palette
+from ...core.tiling import DEFAULT_DOWNSAMPLE, DEFAULT_TILE
 from ..dock import Dock
 from ..hints import hint_layer_types, hints_from_layer, keep_next_color, watch
 from ..jobs import colorize_job, lazy_job, preview_job
@@ -31,8 +32,10 @@ def model_choices(_widget=None) -> list:
 
 def mode_tooltip(model) -> str:
     """The Mode tooltip with the sizes of ``model`` (they differ between models)."""
-    return (f"whole: each plane resized to {model.working_size} px (the model's working size); "
-            f"tiled: full resolution in seamless {model.working_size} px windows; "
+    return (f"whole: the network sees each plane at {model.working_size} px (the model's working size), "
+            f"the colors are brought back to full resolution along its edges; "
+            f"tiled: the network sees the plane at 1/{DEFAULT_DOWNSAMPLE} of its size (coarser above 8192 px) "
+            f"in seamless {DEFAULT_TILE} px windows, for fine detail; photos are colored best whole; "
             f"auto: whole up to {model.tile_above} px, tiled above")
 
 
