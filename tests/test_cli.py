@@ -41,6 +41,22 @@ def test_colorize_one_file_keeps_lightness(tmp_path, gray_files):
     assert np.abs(l_out - l_in).mean() < 0.6  # 8-bit rounding only
 
 
+def test_mode_picks_whole_or_tiled_as_the_api_does(tmp_path, gray_photo, model):
+    from napari_colorize import colorize
+
+    src = tmp_path / "scan.tif"
+    import tifffile
+
+    tifffile.imwrite(src, gray_photo[:200, :240])
+    for mode in ("whole", "tiled"):
+        out = tmp_path / f"{mode}.tif"
+        assert main(["colorize", str(src), "-o", str(out), "--mode", mode]) == 0
+        expected = colorize(gray_photo[:200, :240], model=model, mode=mode)
+        assert np.abs(read_image(out) / 65535.0 - expected).max() < 1e-3
+    assert np.abs(read_image(tmp_path / "whole.tif") / 65535.0 - read_image(tmp_path / "tiled.tif") / 65535.0).max() > 0.05
+    assert model.tile_above == 16384  # the cached bundled model is left as it was
+
+
 def test_colorize_folder_then_skips_done_files(tmp_path, gray_files, capsys):
     out = tmp_path / "out"
     assert main(["colorize", str(gray_files), "-o", str(out)]) == 0

@@ -33,6 +33,8 @@ def _cmd_colorize(args) -> int:
         raise ColorizeError(f"--workers must be at least 1, got {args.workers}.")
     check_temperature(args.temperature)  # before torch and the inputs: one error, not one per file
     model = _with_reference(args) if args.reference else args.model
+    if args.mode != "auto":
+        model = _with_mode(model, args.mode)
     import torch
 
     threads = torch.get_num_threads()
@@ -48,6 +50,18 @@ def _cmd_colorize(args) -> int:
     finally:
         torch.set_num_threads(threads)  # main() may be called in-process (tests, scripts)
     return 1 if counts["failed"] else 0
+
+
+def _with_mode(model, mode: str):
+    """A copy of ``model`` whose auto mode always takes ``mode``: the model's ``tile_above`` is
+    what auto mode decides by, so the batch's tasks need no argument of their own."""
+    import copy
+
+    from .core.modelfile import Colorizer, load
+
+    m = copy.deepcopy(model if isinstance(model, Colorizer) else load(model))
+    m.config["tile_above"] = 10**6 if mode == "whole" else 16  # the extremes the model card allows
+    return m
 
 
 def _with_reference(args):
@@ -280,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a color photo whose palette the results take (an RGB input is recolored)")
     c.add_argument("--reference-strength", type=float, default=0.5, metavar="W",
                    help="weight of the reference's colors, 0 to 4 (0: only its saturation; default 0.5)")
+    c.add_argument("--mode", choices=("auto", "whole", "tiled"), default="auto",
+                   help="whole: the network sees each image at the model's working size, colors brought "
+                        "back to full resolution along its edges (best for photos); tiled: at half "
+                        "resolution in seamless windows, for fine detail; auto: whole up to the model's "
+                        "tile_above (16384 px for the bundled model), tiled above")
     c.add_argument("--format", choices=("auto", "ome-zarr"), default="auto",
                    help="auto: PNG, TIFF or zarr as the input; ome-zarr: a multiscale OME-Zarr (uint8) per input")
     c.add_argument("--scheduler", default=None, metavar="ADDRESS",

@@ -144,3 +144,21 @@ def test_zarr_stack_in_zarr_out(tmp_path, cluster, capsys):
     assert zarr.open_array(store=str(single), mode="r").shape == (3, 20, 28, 3)
     assert main(["colorize", str(tmp_path / "stack.zarr"), "-o", str(single)]) == 0
     assert "skipped 1 existing" in capsys.readouterr().err
+
+
+def test_a_camera_portrait_is_read_and_written_the_way_up_it_is_seen(tmp_path):
+    stored = np.zeros((24, 32), np.uint8)
+    stored[:, :4] = 255  # a bright band on the stored left side, the top once turned upright
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display", as phones write portraits
+    im.save(tmp_path / "portrait.jpg", exif=exif, quality=95)
+    seen = read_image(tmp_path / "portrait.jpg")
+    assert seen.shape == (32, 24) and seen[:4].mean() > 200 and seen[-4:].mean() < 50
+    from napari_colorize.core.data import iter_images
+
+    (name, rgb), = list(iter_images(tmp_path))  # a folder of color photos to fine-tune on
+    assert rgb.shape == (32, 24, 3) and rgb[:4].mean() > 200
+    assert main(["colorize", str(tmp_path / "portrait.jpg"), "-o", str(tmp_path / "out.png")]) == 0
+    out = read_image(tmp_path / "out.png")
+    assert out.shape == (32, 24, 3) and out[:4].mean() > 200

@@ -56,8 +56,13 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
                 page = tif.series[0].keyframe  # what asarray() reads, as tifffile.imread does
                 check_pixels(page.imagelength, page.imagewidth, path, max_pixels)
                 return tif.asarray()
+        from PIL import ImageOps
+
         with open_pil(path, path, max_pixels) as im:
             im.load()
+            # a camera's portrait photo is stored sideways with an EXIF orientation that viewers
+            # follow: colorize it (and write it) the way up it is seen
+            im = ImageOps.exif_transpose(im)
             if im.mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr", "1"):
                 im = im.convert("RGB") if im.mode != "LA" else im.convert("L")
             return np.asarray(im)

@@ -53,8 +53,11 @@ def open_pil(fp, name, max_pixels: int = MAX_PIXELS):
 
 
 def _decode(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    from PIL import ImageOps
+
     with open_pil(io.BytesIO(data), name, max_pixels) as im:
-        return np.asarray(im.convert("RGB"))
+        # upright, as viewers show a photo stored sideways with an EXIF orientation
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
 
 
 def iter_images(source: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Iterator[tuple[str, np.ndarray]]:
