@@ -51,12 +51,36 @@ def photo_scales(source, sizes=(112, 128, 160)) -> list[list[np.ndarray]]:
     return out
 
 
-def make_sampler(photos: list[list[np.ndarray]], share: float, crop: int = 80):
-    """Batch maker: with probability ``share`` a batch of photo crops, else thumbnails."""
+def whole_photos(source, size: int = 128) -> list[np.ndarray]:
+    """Color photos of ``source`` as inference sees them whole: longest side ``size``, the other
+    rounded to a multiple of 8; stacked by shape (N, h, w, 3), landscape and portrait apart."""
+    groups: dict = {}
+    for _, rgb in iter_images(source):
+        if not is_colorful(rgb):
+            continue
+        f = size / max(rgb.shape[:2])
+        hw = tuple(max(8, int(round(d * f / 8)) * 8) for d in rgb.shape[:2])
+        t = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+        r = F.interpolate(t, size=hw, mode="bilinear", antialias=True, align_corners=False)
+        groups.setdefault(hw, []).append(r[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy())
+    return [np.stack(g) for g in groups.values() if len(g) >= 8]
+
+
+def make_sampler(photos: list[list[np.ndarray]], share: float, crop: int = 80, whole=None,
+                 whole_share: float = 0.0):
+    """Batch maker: with probability ``share`` a batch of photos, else thumbnails. Of the photo
+    batches, a share ``whole_share`` are whole photos of one shape from ``whole`` (with random
+    horizontal flips), the others crops of ``crop`` px."""
     from napari_colorize.core.training import random_crops
 
     def sampler(images, n, _crop, rng):
         if rng.random() < share:
+            if whole and rng.random() < whole_share:
+                group = whole[int(rng.integers(len(whole)))]
+                batch = group[rng.integers(0, len(group), n)]
+                flip = rng.random(n) < 0.5
+                batch[flip] = batch[flip][:, :, ::-1]
+                return batch
             scale = photos[int(rng.integers(len(photos)))]
             return random_crops(scale, n, crop, rng)
         return random_crops(images, n, images.shape[1], rng)
@@ -81,6 +105,8 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--share", type=float, default=0.5, help="share of batches made of photo crops")
+    p.add_argument("--whole-share", type=float, default=0.0,
+                   help="share of photo batches made of whole photos at the working size (the rest: crops)")
     p.add_argument("--seed", type=int, default=2)
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--checkpoint-dir", required=True)
@@ -91,6 +117,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     tiny = load_array([Path(s) for s in args.tiny], size=64, cache_dir=args.cache_dir)
     photos = photo_scales(args.photos)
+    whole = whole_photos(args.photos, int(load(args.base).config["working_size"])) if args.whole_share else None
     val = [rgb for _, rgb in itertools.islice(iter_images(args.val), args.val_count)] if args.val_count else []
     print(f"{len(tiny)} thumbnails, {len(photos[0])} photos, read in {time.time() - t0:.0f}s", file=sys.stderr)
     base = load(args.base)
@@ -116,7 +143,7 @@ def main(argv=None) -> int:
                 "val_colorfulness_ratio": r["colorfulness_ratio"]}
 
     trainer = Trainer(model, tiny, cfg, checkpoint_dir=args.checkpoint_dir, validate=validate if val else None,
-                      sampler=make_sampler(photos, args.share))
+                      sampler=make_sampler(photos, args.share, whole=whole, whole_share=args.whole_share))
     if trainer.load_checkpoint():
         print(f"resumed at step {trainer.step}", file=sys.stderr)
     t_start = time.time()
@@ -135,7 +162,7 @@ def main(argv=None) -> int:
         "command": "python scripts/train_photos.py " + " ".join(sys.argv[1:]),
         "tiny": args.tiny, "photos": args.photos, "n_thumbnails": int(len(tiny)),
         "n_photos": len(photos[0]), "steps": trainer.step, "seed": args.seed,
-        "batch_size": args.batch_size, "lr": args.lr, "share": args.share,
+        "batch_size": args.batch_size, "lr": args.lr, "share": args.share, "whole_share": args.whole_share,
         "global": bool(args.glob or args.width), "device": args.device,
         "torch": torch.__version__,
     }
