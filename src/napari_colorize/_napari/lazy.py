@@ -69,6 +69,6 @@ def add_lazy_result(viewer, layer, model=None, **kwargs):
 
     levels, used = lazy_multiscale(layer.data, model, **kwargs)
     new = publish(viewer, layer, list(levels), "colorized", {}, rgb=True, multiscale=True,
-                  contrast_limits=(0.0, 1.0), scale=tuple(layer.scale)[-2:], translate=tuple(layer.translate)[-2:])
+                  scale=tuple(layer.scale)[-2:], translate=tuple(layer.translate)[-2:])
     new.metadata["colorize_global_level"] = used
     return new, used

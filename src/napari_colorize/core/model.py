@@ -161,14 +161,10 @@ def decode(out: torch.Tensor, bins: torch.Tensor, temperature: float,
         powered = e.pow(round(1 / t)) if log_bias is None and abs(1 / t - round(1 / t)) < 1e-6 else None
         mean = _annealed(logits, bins, t, log_bias, powered)
         ab = mean if ab is None else ab + float(vivid) * (mean - ab)
-    if calm > 0 or neutral > 0:
-        gray, entropy = _gray_and_entropy(z, e, bins)
-        scale = torch.ones_like(gray)
-        if calm > 0:
-            scale = scale * (1.0 - float(calm) * entropy)
-        if neutral > 0:
-            scale = scale * (1.0 - float(neutral) * gray.sqrt())
-        ab = ab * scale
+    if calm > 0:
+        ab = ab * (1.0 - float(calm) * _entropy(z, e))
+    if neutral > 0:
+        ab = ab * (1.0 - float(neutral) * _near_gray(e, bins).sqrt())
     return ab
 
 
@@ -192,27 +188,28 @@ def _exp_last(logits: torch.Tensor, scale: float = 1.0, log_bias: torch.Tensor |
     return z, z.exp()
 
 
-def _gray_and_entropy(z: torch.Tensor, e: torch.Tensor, bins: torch.Tensor):
-    """Probability of near-gray bins and normalized entropy, each (B, 1, h, w), from
-    :func:`_exp_last`'s ``(z, e)``."""
-    near = torch.hypot(bins[:, 0], bins[:, 1]) < NEUTRAL_BIN_CHROMA
-    sums = e @ torch.stack([near.to(e.dtype), torch.ones_like(near, dtype=e.dtype)], 1)
-    total = sums[..., 1]
-    gray = (sums[..., 0] / total).clamp_(0.0, 1.0)
+def _near_gray(e: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Probability (B, 1, h, w) of the near-gray bins from :func:`_exp_last`'s ``exp(z)``."""
+    near = (torch.hypot(bins[:, 0], bins[:, 1]) < NEUTRAL_BIN_CHROMA).to(e.dtype)
+    return ((e @ near) / e.sum(-1)).clamp_(0.0, 1.0).unsqueeze(1)
+
+
+def _entropy(z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """Normalized entropy (B, 1, h, w) from :func:`_exp_last`'s ``(z, exp(z))``."""
+    total = e.sum(-1)
     # H = -sum p log p with p = e / total and log p = z - log total
-    entropy = (total.log() - (e * z).sum(-1) / total) / math.log(z.shape[-1])
-    return gray.unsqueeze(1), entropy.clamp_(0.0, 1.0).unsqueeze(1)
+    h = (total.log() - (e * z).sum(-1) / total) / math.log(z.shape[-1])
+    return h.clamp_(0.0, 1.0).unsqueeze(1)
 
 
 def neutral_probability(logits: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     """Probability (B, 1, h, w) of the bins whose chroma is below ``NEUTRAL_BIN_CHROMA``."""
-    return _gray_and_entropy(*_exp_last(logits), bins)[0]
+    return _near_gray(_exp_last(logits)[1], bins)
 
 
 def normalized_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Entropy (B, 1, h, w) of the bin distribution, divided by its maximum ``log Q``: 0 to 1."""
-    q = logits.shape[1]
-    return _gray_and_entropy(*_exp_last(logits), torch.zeros((q, 2), dtype=logits.dtype))[1]
+    return _entropy(*_exp_last(logits))
 
 
 def probabilities(logits: torch.Tensor, temperature: float = 1.0, log_bias: torch.Tensor | None = None):

@@ -14,7 +14,7 @@ from ...core.library import on_models_changed
 from ...core.modelfile import available_models, load
 from ...core.planes import check_image
 from ...core.scribbles import palette
-from ...core.tiling import DEFAULT_DOWNSAMPLE, DEFAULT_TILE
+from ...core.tiling import DEFAULT_DOWNSAMPLE, DEFAULT_TILE, MAX_VIEW
 from ..dock import Dock
 from ..hints import hint_layer_types, hints_from_layer, keep_next_color, watch
 from ..jobs import colorize_job, lazy_job, preview_job
@@ -34,7 +34,7 @@ def mode_tooltip(model) -> str:
     """The Mode tooltip with the sizes of ``model`` (they differ between models)."""
     return (f"whole: the network sees each plane at {model.working_size} px (the model's working size), "
             f"the colors are brought back to full resolution along its edges; "
-            f"tiled: the network sees the plane at 1/{DEFAULT_DOWNSAMPLE} of its size (coarser above 8192 px) "
+            f"tiled: the network sees the plane at 1/{DEFAULT_DOWNSAMPLE} of its size (coarser above {MAX_VIEW * DEFAULT_DOWNSAMPLE} px) "
             f"in seamless {DEFAULT_TILE} px windows, for fine detail; photos are colored best whole; "
             f"auto: whole up to {model.tile_above} px, tiled above")
 
@@ -267,7 +267,7 @@ class ColorizeWidget(Dock):
     def _on_lazy(self, source, result):
         levels, used = result
         new = publish(self._viewer, source, list(levels), "colorized", self._outputs, rgb=True, multiscale=True,
-                      contrast_limits=(0.0, 1.0), scale=tuple(source.scale)[-2:],
+                      scale=tuple(source.scale)[-2:],
                       translate=tuple(source.translate)[-2:], new=bool(self.new_each.value))
         new.metadata["colorize_global_level"] = used
         h, w = levels[used].shape[:2]

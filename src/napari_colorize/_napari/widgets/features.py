@@ -118,7 +118,7 @@ class EdgesWidget(_FeatureDock):
                  "nms": {"colormap": "magma"},
                  "canny": {"colormap": "gray", "contrast_limits": (0, 1), "blending": "additive"}}
         if steps["gaussian"].ndim == steps["canny"].ndim + 1:
-            style["gaussian"] = {"rgb": True, "contrast_limits": (0, 1)}
+            style["gaussian"] = {"rgb": True}
         for what in E.STEPS:  # each result goes above the earlier ones: the last step ends up on top
             data = steps[what]
             if what == "canny":
