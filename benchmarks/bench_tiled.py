@@ -4,7 +4,7 @@
     python benchmarks/bench_tiled.py --mode tiled --sizes 1024 2048 4096 8192 --big 0   # s/MP in tiled mode
 
 The small sizes are numpy arrays colorized in memory (``mode="auto"``: whole up to the model's
-``tile_above``, 4096 px for the bundled model, tiled above). The big case is generated lazily (a
+``tile_above``, 16384 px for the bundled model, tiled above). The big case is generated lazily (a
 dask array of photo tiles, never held whole) and
 written tile by tile to a uint8 ``.zarr`` store, so its peak RSS should not depend on its size.
 Peak RSS is ``ru_maxrss`` of the child process; "base" is that after imports and model load.

@@ -15,6 +15,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .alloc import tune_allocator
 from .atomic import atomic_write, clean_stale
 from .errors import ModelLoadError
 from .model import ColorNet, decode
@@ -91,13 +92,15 @@ class Colorizer:
 
         Rebuilt whenever ``net`` is replaced, moved or its weights change in place (a
         fine-tuning step, a loaded state), so it never runs stale weights. While ``net`` is
-        in training mode, ``net`` itself.
+        in training mode, ``net`` itself. The first build also tunes the C allocator for
+        repeated inference (:func:`.alloc.tune_allocator`).
         """
         if self.net.training:
             return self.net
         tensors = [*self.net.parameters(), *self.net.buffers()]
         key = (id(self.net), tuple((id(t), t.device, t._version) for t in tensors))
         if self._fast is None or self._fast[0] != key:
+            tune_allocator()
             self._fast = (key, self.net.for_inference())
         return self._fast[1]
 
