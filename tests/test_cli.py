@@ -75,7 +75,7 @@ def test_unreadable_file_is_reported_and_the_rest_done(tmp_path, gray_files, cap
     out = tmp_path / "out"
     assert main(["colorize", str(gray_files), "-o", str(out)]) == 1  # some inputs failed
     err = capsys.readouterr().err
-    assert "skipped" in err and "broken.png" in err and "Traceback" not in err
+    assert "failed" in err and "broken.png" in err and "Traceback" not in err
     assert len(list(out.iterdir())) == 3
 
 

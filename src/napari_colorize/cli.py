@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 from .core.data import MAX_PIXELS
@@ -80,6 +81,7 @@ def _with_reference(args):
 def _cmd_demo(args) -> int:
     import numpy as np
     from skimage import data
+    from skimage.color import rgb2gray
 
     from .api import colorize, load_model
     from .batch.files import write_image
@@ -87,19 +89,18 @@ def _cmd_demo(args) -> int:
 
     out = Path(args.output)
     ref = data.astronaut().astype(np.float32) / 255.0
-    from skimage.color import rgb2gray
-
     gray = rgb2gray(ref).astype(np.float32)
+    gray3 = np.repeat(gray[..., None], 3, axis=2)
     model = load_model(args.model)
     t0 = time.perf_counter()
     rgb = colorize(gray, model=model)
     dt = time.perf_counter() - t0
-    write_image(out / "astronaut_gray.png", np.repeat(gray[..., None], 3, axis=2))
+    write_image(out / "astronaut_gray.png", gray3)
     write_image(out / "astronaut_colorized.png", rgb)
-    write_image(out / "astronaut_side_by_side.png", np.concatenate([np.repeat(gray[..., None], 3, 2), rgb, ref], 1))
+    write_image(out / "astronaut_side_by_side.png", np.concatenate([gray3, rgb, ref], 1))
     print(f"model '{model.name}' ({model.n_parameters():,} parameters) colorized a {gray.shape[1]}x{gray.shape[0]} "
           f"photo in {dt:.2f} s")
-    print(f"PSNR {psnr(rgb, ref):.2f} dB (gray {psnr(np.repeat(gray[..., None], 3, 2), ref):.2f} dB), "
+    print(f"PSNR {psnr(rgb, ref):.2f} dB (gray {psnr(gray3, ref):.2f} dB), "
           f"colorfulness {colorfulness(rgb):.1f} (original {colorfulness(ref):.1f})")
     print(f"wrote {out / 'astronaut_colorized.png'} and {out / 'astronaut_side_by_side.png'}")
     return 0
@@ -155,6 +156,7 @@ def _cmd_train(args) -> int:
 
 
 def _train(args, ctx) -> int:
+    import copy
     import itertools
 
     import numpy as np
@@ -183,8 +185,6 @@ def _train(args, ctx) -> int:
     if args.val and main_rank:  # only rank 0 validates
         val = np.stack([rgb for _, rgb in itertools.islice(iter_images(args.val), args.val_count)])
     if args.base:
-        import copy
-
         model = copy.deepcopy(load(args.base))
         if args.regression:
             torch.manual_seed(args.seed)
@@ -199,8 +199,6 @@ def _train(args, ctx) -> int:
 
     def validate(m):
         if ctx.device != "cpu":  # inference runs on the CPU: validate a CPU copy
-            import copy
-
             m = copy.deepcopy(m)
             m.net.to("cpu")
         out = {}
@@ -257,10 +255,7 @@ def _train(args, ctx) -> int:
 
 
 def _pixels(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
+    n = int(text) if text.strip().isdigit() else -1
     if n < 0:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0: no limit), got '{text}'")
     return n
@@ -289,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     c.add_argument("--model", default=None, help=MODEL_HELP)
     c.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature, in (0, 5]")
-    c.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    c.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them; "
+                   "an output file named by -o that exists is an error)")
     c.add_argument("--reference", default=None, metavar="FILE",
                    help="a color photo whose palette the results take (an RGB input is recolored)")
     c.add_argument("--reference-strength", type=float, default=0.5, metavar="W",
@@ -384,7 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     on_main = threading.current_thread() is threading.main_thread()
     old = signal.signal(signal.SIGTERM, _on_sigterm) if on_main else None
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            # a warning is one line of the command's, not Python's file:line report
+            warnings.showwarning = lambda message, *_, **__: print(f"napari-colorize: {message}", file=sys.stderr)
+            return args.func(args)
     except ColorizeError as exc:
         print(f"napari-colorize: error: {exc}", file=sys.stderr)
         return 2

@@ -108,6 +108,24 @@ def test_the_eyedropper_takes_the_color_of_an_rgb_layer_without_adding_a_point(q
     np.testing.assert_allclose(pts._face.current_color, [200 / 255, 40 / 255, 20 / 255, 1], atol=1e-6)
 
 
+def test_the_eyedropper_takes_no_color_hidden_under_a_gray_layer(qtbot, scene):
+    viewer, w, src = scene
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[:] = (200, 40, 20)
+    viewer.add_image(rgb, name="palette photo", rgb=True)
+    cover = viewer.add_image(np.full((32, 32), 90, np.uint8), name="gray on top")
+    w.tool.make_layer()
+    before = np.array(w.tool.color)
+    w.tool.eyedropper.setChecked(True)
+    w.tool.pick(viewer, SimpleNamespace(position=(5.0, 5.0)))
+    np.testing.assert_allclose(w.tool.color, before)  # the screen shows gray there
+    assert "No RGB color on screen" in w.status.value
+    cover.opacity = 0.5  # now the photo shows through
+    w.tool.eyedropper.setChecked(True)
+    w.tool.pick(viewer, SimpleNamespace(position=(5.0, 5.0)))
+    np.testing.assert_allclose(w.tool.color, np.array([200, 40, 20]) / 255, atol=1e-6)
+
+
 def _mean_ab(rgb, mask):
     return rgb_to_lab(np.asarray(rgb, np.float32))[..., 1:][mask].mean(axis=0)
 

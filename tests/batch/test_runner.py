@@ -142,8 +142,9 @@ def test_zarr_stack_in_zarr_out(tmp_path, cluster, capsys):
     single = tmp_path / "one.zarr"
     assert main(["colorize", str(tmp_path / "stack.zarr"), "-o", str(single)]) == 0
     assert zarr.open_array(store=str(single), mode="r").shape == (3, 20, 28, 3)
-    assert main(["colorize", str(tmp_path / "stack.zarr"), "-o", str(single)]) == 0
-    assert "skipped 1 existing" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["colorize", str(tmp_path / "stack.zarr"), "-o", str(single)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
 
 
 def test_a_camera_portrait_is_read_and_written_the_way_up_it_is_seen(tmp_path):

@@ -74,6 +74,38 @@ def test_output_that_is_the_input_through_a_link_is_refused(tmp_path, capsys):
     assert src.read_bytes() == before
 
 
+@pytest.mark.parametrize("name, n, why", [
+    ("x.bmp", 1, "Unsupported output type '.bmp'"),
+    ("x.webp", 1, "Unsupported output type '.webp'"),
+    ("two.png", 2, "2 inputs need an output folder"),
+])
+def test_an_output_file_name_never_becomes_a_folder(tmp_path, name, n, why, capsys):
+    src = _images(tmp_path / "in", n)
+    assert main(["colorize", *map(str, sorted(src.iterdir())), "-o", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert why in err and len(err.splitlines()) == 1
+    assert not (tmp_path / name).exists()
+
+
+def test_a_named_output_file_that_exists_is_an_error_not_a_skip(tmp_path, capsys):
+    src = _images(tmp_path / "in", 1)
+    out = tmp_path / "keep.png"
+    out.write_bytes(b"someone else's file")
+    assert main(["colorize", str(src / "img00.png"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already exists" in err and "--overwrite" in err and len(err.splitlines()) == 1
+    assert out.read_bytes() == b"someone else's file"
+    assert main(["colorize", str(src / "img00.png"), "-o", str(out), "--overwrite"]) == 0
+    assert read_image(out).shape == (32, 48, 3)
+
+
+def test_inputs_sharing_a_name_are_named_in_the_error(tmp_path, capsys):
+    a, b = _images(tmp_path / "a", 1), _images(tmp_path / "b", 1)
+    assert main(["colorize", str(a / "img00.png"), str(b / "img00.png"), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(a / "img00.png") in err and str(b / "img00.png") in err
+
+
 def test_rerun_into_the_input_folder_does_not_take_outputs_as_inputs(tmp_path, capsys):
     src = _images(tmp_path / "in")
     for _ in range(2):

@@ -1,5 +1,5 @@
-"""The allocator tuning: set once on glibc, opted out by the environment, and it keeps freed
-temporaries for reuse (checked by page faults in a fresh process)."""
+"""Runtime settings: the allocator tuning (set once on glibc, opted out by the environment, keeping
+freed temporaries for reuse, checked by page faults in a fresh process) and OpenMP's spin count."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
+glibc_only = pytest.mark.skipif(
     not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only"
 )
 
@@ -45,6 +45,7 @@ def _run(opt_out: bool) -> tuple[bool, float]:
     return applied == "True", float(faults)
 
 
+@glibc_only
 def test_tuned_allocator_reuses_freed_memory():
     applied, faults = _run(opt_out=False)
     assert applied
@@ -52,7 +53,31 @@ def test_tuned_allocator_reuses_freed_memory():
     assert faults < 1000
 
 
+@glibc_only
 def test_opt_out_leaves_the_allocator_as_it_was():
     applied, faults = _run(opt_out=True)
     assert not applied
     assert faults > 5000
+
+
+ORDER = """
+import os, sys
+seen = []
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and not seen:
+            seen.append(os.environ.get("GOMP_SPINCOUNT"))
+        return None
+sys.meta_path.insert(0, Spy())
+import napari_colorize
+print(seen[0], os.environ["GOMP_SPINCOUNT"])
+"""
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "3000"), ("50000", "50000")])
+def test_openmp_spin_count_is_set_before_torch_loads_unless_the_user_set_one(preset, expected):
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if preset:
+        env["GOMP_SPINCOUNT"] = preset
+    out = subprocess.run([sys.executable, "-c", ORDER], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [expected, expected]

@@ -247,19 +247,24 @@ def new_hints_layer(viewer, image_layer, rgb):
 
 
 def pick_color(viewer, position):
-    """RGB in [0, 1] of the topmost visible RGB image layer at world ``position``, or None.
+    """RGB in [0, 1] of the topmost visible RGB image layer at world ``position``, or None when
+    there is none or an opaque gray layer above it hides it there.
 
     The value is mapped through the layer's contrast limits, so it is the color on screen.
     """
     from napari.layers import Image
 
     for layer in reversed(list(viewer.layers)):
-        if not (isinstance(layer, Image) and layer.rgb and layer.visible):
+        if not (isinstance(layer, Image) and layer.visible):
             continue
         value = layer.get_value(position, world=True)
         if isinstance(value, tuple):  # multiscale: (level, value)
             value = value[1]
         if value is None:
+            continue
+        if not layer.rgb:
+            if layer.opacity >= 1.0 and layer.blending in ("opaque", "translucent", "translucent_no_depth"):
+                return None  # what is on screen here is this layer's gray
             continue
         v = np.asarray(value, dtype=float).ravel()[:3]
         if v.size < 3 or not np.isfinite(v).all():

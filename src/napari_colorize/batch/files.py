@@ -39,6 +39,8 @@ from .runner import run_local as _run_local
 
 READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 WRITE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+# an output with one of these suffixes names a file, never a folder to create
+IMAGE_SUFFIXES = (*READ_SUFFIXES, ".gif", ".webp", ".jp2", ".ppm", ".pgm", ".heic")
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -153,6 +155,12 @@ def output_paths(files: list[Path], output: str, fmt: str = "auto") -> list[Path
             return [out]
         return [out / f"{f.name.split('.')[0]}_colorized.ome.zarr" for f in files]
     zarr_out = out.suffix.lower() == ".zarr"
+    suffix = out.suffix.lower()
+    if suffix in IMAGE_SUFFIXES and not out.is_dir():  # a file name, not a folder
+        if suffix not in WRITE_SUFFIXES:
+            raise InputError(f"Unsupported output type '{suffix}'; use one of {', '.join(WRITE_SUFFIXES)}.")
+        if len(files) > 1:
+            raise InputError(f"{len(files)} inputs need an output folder, not the file name '{out}'.")
     if zarr_out and (len(files) > 1 or not is_zarr(files[0])):
         raise InputError(f"'{out}' takes one zarr input; give several inputs an output folder.")
     if len(files) == 1 and (out.suffix.lower() in WRITE_SUFFIXES or zarr_out):
@@ -246,7 +254,8 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
     model, temperature
         As for :func:`napari_colorize.colorize`.
     overwrite : bool
-        Replace existing outputs; else they are skipped. An input is never replaced.
+        Replace existing outputs; else they are skipped, and an existing output file named by
+        ``output`` for a single input is an error. An input is never replaced.
     progress : callable, optional
         ``progress(total, desc)`` returning a tqdm-like bar.
     scheduler : str or distributed.Client, optional
@@ -286,8 +295,15 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
     if fmt not in ("auto", "ome-zarr"):
         raise InputError(f"fmt must be 'auto' or 'ome-zarr'; got {fmt!r}.")
     targets = [t.resolve() for t in output_paths(files, output, fmt)]
-    if len(set(targets)) != len(targets):
-        raise InputError("Two inputs share a file name; colorize them into separate folders.")
+    seen: dict = {}
+    for f, t in zip(files, targets):
+        if t in seen:
+            raise InputError(f"'{seen[t]}' and '{f}' would both be written to '{t}'; "
+                             "colorize them into separate folders.")
+        seen[t] = f
+    if len(files) == 1 and targets[0] == Path(output).resolve() and targets[0].exists() and not overwrite:
+        # a file named on its own is not a batch to resume: skipping it would look like success
+        raise InputError(f"'{output}' already exists; pass --overwrite to replace it.")
     refuse_overwriting_inputs(files, targets)
     for folder in sorted({t.parent for t in targets}):
         check_writable(folder)
@@ -325,7 +341,7 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
         else:
             counts["failed"] += 1
             counts["errors"].append((str(job.src), job.error))
-            say(f"napari-colorize: skipped {job.src}: {job.error}")
+            say(f"napari-colorize: failed {job.src}: {job.error}")
 
     def on_result(result) -> None:
         key, error = result

@@ -44,6 +44,8 @@ def open_pil(fp, name, max_pixels: int = MAX_PIXELS):
         im = Image.open(fp)
     except Image.DecompressionBombError as exc:
         raise InputError(f"'{name}': {exc}") from None
+    except Image.UnidentifiedImageError:  # Pillow's own message names a BytesIO, not the file
+        raise InputError(f"Cannot read image '{name}': not a format Pillow reads.") from None
     try:
         check_pixels(im.height, im.width, name, max_pixels)
     except InputError:

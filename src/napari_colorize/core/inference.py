@@ -150,10 +150,18 @@ def local_hints(model: Colorizer, l_t, l_low, ab_hinted, mask, hw, temperature=N
         small = F.interpolate(model.decode(logits, temperature, hinted=True), size=ab_hinted.shape[-2:],
                               mode="bilinear", align_corners=False)
         ab_hinted = ab_hinted + (n - 1) / (n - 1 + HINT_SCALE_HALF) * (small - ab_hinted)
-    reach = propagate(l_low[0, 0].numpy(), at, np.ones((*at.shape, 1), np.float32),
-                      np.zeros((*at.shape, 1), np.float32), model.hint_spread / math.sqrt(n))
-    w = torch.from_numpy(np.clip(HINT_GAIN * reach[..., 0], 0.0, 1.0))[None, None]
+    w = torch.from_numpy(reach_weight(model, l_low[0, 0].numpy(), at, n))[None, None]
     return ab_auto + w * (ab_hinted - ab_auto)
+
+
+def reach_weight(model: Colorizer, l_low: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """How much of the network's hinted change each pixel of lightness ``l_low`` (h, w) keeps:
+    float32 (h, w) in [0, 1], its edge-aware connection to the hint pixels ``at`` (bool (h, w))
+    times ``HINT_GAIN``, with the model's ``hint_spread`` divided by the square root of the
+    number ``n`` of separate hints (see :func:`local_hints`)."""
+    reach = propagate(l_low, at, np.ones((*at.shape, 1), np.float32),
+                      np.zeros((*at.shape, 1), np.float32), model.hint_spread / math.sqrt(n))
+    return np.clip(HINT_GAIN * reach[..., 0], 0.0, 1.0)
 
 
 @torch.inference_mode()

@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from .chroma import ChromaField, UnitMap, bands, fit_coefficients, write_field
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
-from .inference import match_hints, work_shape
+from .inference import hint_count, match_hints, reach_weight, work_shape
 from .model import encode_input
 from .modelfile import Colorizer
+from .propagate import hint_pixels
 from .temporal import smooth_ab
 
 DEFAULT_TILE = 512  # network pixels per window side
@@ -239,6 +240,10 @@ def tiled_field(model: Colorizer, plane, points=None, colors=None, temperature: 
     ramps_x = [_ramp(sx // 2, geo) for _, sx in cols_w]
     bx0, bx1 = cols_w[0][0], cols_w[-1][0] + cols_w[-1][1]  # network columns of a band
     acc = np.zeros((2, hl, wl), np.float32)
+    # the hinted windows' change over their automatic chroma, blended alike and kept only where
+    # the hints reach (as in whole mode), so a hint neither recolors its window nor, by the
+    # hinted decoding, the rest of the plane
+    change = np.zeros((2, hl, wl), np.float32) if len(pts) else None
     wsum = np.zeros((hl, wl), np.float32)
     l_low = np.zeros((hl, wl), np.float32)
     for i, (oy, sy) in enumerate(rows):
@@ -251,18 +256,29 @@ def tiled_field(model: Colorizer, plane, points=None, colors=None, temperature: 
             l_net = band[..., ox - bx0 : ox - bx0 + sx]
             hint_ab, mask = _window_hints(pts, cols, oy * k, ox * k, sy * k, sx * k, (sy, sx))
             with torch.inference_mode():
-                logits = model.fast(encode_input(l_net, hint_ab, mask), context=context)
-                ab = model.decode(logits, temperature, hinted=len(pts) > 0)  # per plane: no seams
+                logits = model.fast(encode_input(l_net, torch.zeros_like(hint_ab), torch.zeros_like(mask)),
+                                    context=context)
+                ab = model.decode(logits, temperature)
                 ab = smooth_ab(state, (i, j), ab, F.avg_pool2d(l_net, 2), temporal)
+                if mask.any():
+                    logits = model.fast(encode_input(l_net, hint_ab, mask), context=context)
+                    hinted = (model.decode(logits, temperature, hinted=True) - ab)[0].numpy()
             ab = ab[0].numpy()
             wgt = ramp_y[:, None] * ramps_x[j][None, :]
             lx0 = ox // 2
             xa, xb = max(lx0, 0), min(lx0 + sx // 2, wl)  # the part of this window inside the plane
             sub_w = wgt[ya - ly0 : yb - ly0, xa - lx0 : xb - lx0]
-            acc[:, ya:yb, xa:xb] += ab[:, ya - ly0 : yb - ly0, xa - lx0 : xb - lx0] * sub_w
+            inside = (slice(None), slice(ya - ly0, yb - ly0), slice(xa - lx0, xb - lx0))
+            acc[:, ya:yb, xa:xb] += ab[inside] * sub_w
+            if mask.any():
+                change[:, ya:yb, xa:xb] += hinted[inside] * sub_w
             wsum[ya:yb, xa:xb] += sub_w
         yield i + 1, len(rows)
     acc /= np.maximum(wsum, 1e-6)[None]
+    if change is not None:
+        change /= np.maximum(wsum, 1e-6)[None]
+        acc += _reach(model, l_low, pts, (h, w))[None] * change
+        del change
     del wsum
     fld = ChromaField((h, w), unit)
     a, b = fit_coefficients(acc, l_low, in_place=True)  # the blended chroma's memory becomes A
@@ -270,6 +286,22 @@ def tiled_field(model: Colorizer, plane, points=None, colors=None, temperature: 
     fld.add(a, b, (1.0 / f, 1.0 / f))
     match_hints(model, fld, l_low, pts, cols, lambda r, c: _lightness_at(plane, unit, r, c))
     return fld
+
+
+def _reach(model: Colorizer, l_low: np.ndarray, pts: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """:func:`.inference.reach_weight` of the hints over the plane's low-resolution lightness
+    ``l_low``, solved on the grid whole mode uses (the network's output at the model's working
+    size) and resized to ``l_low``'s shape."""
+    if model.hint_spread <= 0:
+        return np.ones(l_low.shape, np.float32)
+    l_t = torch.from_numpy(np.ascontiguousarray(l_low, np.float32))[None, None]
+    grid = tuple(max(2, s // 2) for s in work_shape(l_low.shape, model.working_size))
+    l_grid = F.interpolate(l_t, size=grid, mode="area")[0, 0].numpy() if grid != l_low.shape else l_low
+    r, c = hint_pixels(pts, shape)
+    at = np.zeros(grid, bool)
+    at[np.minimum(r * grid[0] // shape[0], grid[0] - 1), np.minimum(c * grid[1] // shape[1], grid[1] - 1)] = True
+    w = torch.from_numpy(reach_weight(model, l_grid, at, max(1, hint_count(at))))[None, None]
+    return F.interpolate(w, size=l_low.shape, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
 def _lightness_at(plane, unit: UnitMap, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -351,7 +351,7 @@ class FinetuneWidget(Dock):
             self.keep_name.value = f"{result['name']}-unimproved"
             self.keep_row.visible = True
             msg = (f"{lead}nothing saved ({took}): {result['verdict']}.{note} Resume keeps training; "
-                   "Save anyway keeps the final weights under the name typed below.")
+                   "Save anyway, in the Not saved row, keeps the final weights under the name given there.")
         self.run_state.message = msg
         self.run_state.state = "stopped" if stopped else "done"
         self.status.value = msg

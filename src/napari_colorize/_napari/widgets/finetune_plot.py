@@ -33,7 +33,7 @@ class LossPlot:
         (self.val_line,) = ax.plot([], [], "o-", color="#f6b26b", ms=3, lw=1, label="held-out error")
         self.base_line = ax.axhline(math.nan, color=EDGE, lw=0.8, ls="--", label="base model")
         (self.best_dot,) = ax.plot([], [], "*", color="#7bea5e", mec="white", mew=0.5, ms=12, zorder=5,
-                                 label="best (kept)")
+                                 label="lowest error")
         ax.legend(fontsize=6, facecolor=FACE, labelcolor=TEXT, edgecolor=EDGE, loc="upper right")
         self.canvas = FigureCanvasQTAgg(fig)
         self.canvas.setMinimumHeight(170)

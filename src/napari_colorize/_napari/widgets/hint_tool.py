@@ -109,7 +109,7 @@ class HintTool:
         """Take the color under a click (a mouse callback while the eyedropper is out)."""
         rgb = pick_color(viewer, event.position)
         if rgb is None:
-            self._dock.status.value = "No RGB layer under the cursor; the eyedropper reads RGB layers."
+            self._dock.status.value = "No RGB color on screen under the cursor; the eyedropper reads the RGB layer shown there."
             return
         self.set_color(rgb)
         self._dock.status.value = "next hints: RGB " + ", ".join(f"{v:.2f}" for v in rgb)
