@@ -11,6 +11,7 @@ import time
 import warnings
 from pathlib import Path
 
+from .core.alloc import default_threads
 from .core.data import MAX_PIXELS
 from .core.errors import ColorizeError
 
@@ -26,7 +27,6 @@ def _progress(total: int | None, desc: str):
 # -- colorize -------------------------------------------------------------------------------
 def _cmd_colorize(args) -> int:
     from .batch.files import check_temperature, colorize_files
-    from .core.training import default_threads
 
     if args.scheduler and args.workers:
         raise ColorizeError("--workers sets local threads; with --scheduler the cluster has its workers.")
@@ -165,7 +165,7 @@ def _train(args, ctx) -> int:
     from .core.data import iter_images, load_array
     from .core.evaluate import evaluate
     from .core.modelfile import load
-    from .core.training import TrainConfig, Trainer, default_threads, new_model
+    from .core.training import TrainConfig, Trainer, new_model
 
     main_rank = ctx.is_main
     if args.batch_size % ctx.world_size:

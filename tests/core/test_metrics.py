@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from napari_colorize import InputError
 from napari_colorize import metrics as M
@@ -275,3 +277,21 @@ def test_nan_and_shape_mismatch_get_a_clear_message(pair):
         M.psnr(img, bad)
     with pytest.raises(InputError, match=r"differ in shape: \(48, 64, 3\) vs \(48, 63, 3\)"):
         M.report(img, ref[:, :63])
+
+
+@given(h=st.integers(1, 70), w=st.integers(1, 40), band=st.integers(1, 300))
+@settings(max_examples=30, deadline=None)
+def test_bands_of_rows_give_the_whole_planes_values(h, w, band):
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    from napari_colorize.core import rgb_planes
+
+    rng = np.random.default_rng(h * 100 + w)
+    a, b = rng.random((h, w, 3)), rng.random((h, w, 3))
+    old, rgb_planes.BAND_PIXELS = rgb_planes.BAND_PIXELS, band  # many bands, some of a single row
+    try:
+        np.testing.assert_allclose(rgb_planes.to_lab(a), rgb2lab(a), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(M.ciede2000(rgb2lab(a), rgb2lab(b)), deltaE_ciede2000(rgb2lab(a), rgb2lab(b)),
+                                   rtol=0, atol=1e-12)
+    finally:
+        rgb_planes.BAND_PIXELS = old

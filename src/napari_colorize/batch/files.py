@@ -285,8 +285,8 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
         No input could be colorized, or the scheduler cannot be reached.
     """
     from ..api import load_model
+    from ..core.alloc import default_threads
     from ..core.modelfile import Colorizer
-    from ..core.training import default_threads
 
     check_temperature(temperature)  # one error here rather than one per file
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 0:

@@ -1,4 +1,4 @@
-"""The C allocator's settings for repeated inference on CPU.
+"""Runtime settings: the cores to use, and the C allocator's settings for repeated inference.
 
 glibc hands freed blocks above its mmap threshold, and free memory at the top of its heap above
 its trim threshold, back to the system at once; the next colorization then faults every page of
@@ -21,6 +21,14 @@ _M_MMAP_THRESHOLD = -3
 OPT_OUT = "NAPARI_COLORIZE_MALLOC"
 
 _state: dict = {}
+
+
+def default_threads() -> int:
+    """Threads to use: all cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def tune_allocator() -> bool:

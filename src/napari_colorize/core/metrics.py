@@ -20,7 +20,7 @@ import numpy as np
 
 from .ab_stats import ab_histogram, color_range, color_range_plane
 from .errors import InputError
-from .rgb_planes import check_rgb, measure, only, rgb01, rgb_planes, to_lab
+from .rgb_planes import by_rows, check_rgb, measure, only, rgb01, rgb_planes, to_lab
 
 _SSIM_SIGMA = 1.5
 _SSIM_TRUNCATE = 3.5
@@ -164,7 +164,7 @@ def ciede2000(lab1, lab2) -> np.ndarray:
     """
     from skimage.color import deltaE_ciede2000
 
-    return deltaE_ciede2000(np.asarray(lab1, dtype=np.float64), np.asarray(lab2, dtype=np.float64))
+    return by_rows(deltaE_ciede2000, np.asarray(lab1, dtype=np.float64), np.asarray(lab2, dtype=np.float64))
 
 
 def _delta_e_plane(lab: np.ndarray, lab_ref: np.ndarray) -> dict:

@@ -122,4 +122,26 @@ def to_lab(rgb01_plane: np.ndarray) -> np.ndarray:
     """CIELAB (D65) of float RGB in [0, 1], in float64 as scikit-image computes it."""
     from skimage.color import rgb2lab
 
-    return rgb2lab(rgb01_plane)
+    return by_rows(rgb2lab, rgb01_plane)
+
+
+# Pixels per band of :func:`by_rows`: float64 temporaries of a few MB each
+BAND_PIXELS = 1 << 19
+
+
+def by_rows(fn, *planes: np.ndarray) -> np.ndarray:
+    """``fn(*planes)`` of per-pixel functions on (H, W, ...) planes, computed in bands of rows on
+    parallel threads (numpy lets go of the GIL) and joined: the same values, with the memory of
+    the temporaries bounded by a band's and every core at work on a big image."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .alloc import default_threads
+
+    h = planes[0].shape[0]
+    step = max(1, BAND_PIXELS // max(1, int(np.prod(planes[0].shape[1:2]))))
+    if planes[0].ndim < 2 or h <= step:
+        return fn(*planes)
+    starts = range(0, h, step)
+    with ThreadPoolExecutor(max_workers=min(len(starts), default_threads())) as pool:
+        parts = list(pool.map(lambda y: fn(*(p[y : y + step] for p in planes)), starts))
+    return np.concatenate(parts, axis=0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -377,11 +376,3 @@ def model_from_checkpoint(checkpoint_dir, bins=None, rebalance=None) -> Colorize
                               "lr": cfg["lr"], "planned_steps": cfg["steps"]}
     model.card["history"] = json.loads(meta.get("history", "[]"))
     return model
-
-
-def default_threads() -> int:
-    """Torch threads to use: all cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
