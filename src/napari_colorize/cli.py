@@ -11,9 +11,9 @@ import time
 import warnings
 from pathlib import Path
 
-from .core.alloc import default_threads
 from .core.data import MAX_PIXELS
 from .core.errors import ColorizeError
+from .core.runtime import default_threads
 
 SIGTERM_STATUS = 143  # 128 + SIGTERM, as a shell reports a process the signal ended; Ctrl-C gives 130
 
@@ -255,7 +255,7 @@ def _train(args, ctx) -> int:
 
 
 def _pixels(text: str) -> int:
-    n = int(text) if text.strip().isdigit() else -1
+    n = int(text) if text.strip().isascii() and text.strip().isdigit() else -1  # int() takes more digits
     if n < 0:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0: no limit), got '{text}'")
     return n
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             # a warning is one line of the command's, not Python's file:line report
-            warnings.showwarning = lambda message, *_, **__: print(f"napari-colorize: {message}", file=sys.stderr)
+            warnings.showwarning = lambda message, *_, **__: print("napari-colorize: " + str(message).replace("\n", " "), file=sys.stderr)
             return args.func(args)
     except ColorizeError as exc:
         print(f"napari-colorize: error: {exc}", file=sys.stderr)

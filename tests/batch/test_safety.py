@@ -87,6 +87,16 @@ def test_an_output_file_name_never_becomes_a_folder(tmp_path, name, n, why, caps
     assert not (tmp_path / name).exists()
 
 
+def test_an_existing_folder_with_an_image_suffix_stays_a_folder(tmp_path, capsys):
+    src = _images(tmp_path / "in", 1)
+    (tmp_path / "x.png").mkdir()
+    assert main(["colorize", str(src / "img00.png"), "-o", str(tmp_path / "x.png")]) == 0
+    assert [p.name for p in (tmp_path / "x.png").iterdir()] == ["img00_colorized.png"]
+    pytest.importorskip("ome_zarr")
+    assert main(["colorize", str(src / "img00.png"), "-o", str(tmp_path / "y.webp"), "--format", "ome-zarr"]) == 2
+    assert "not '" in capsys.readouterr().err and not (tmp_path / "y.webp").exists()
+
+
 def test_a_named_output_file_that_exists_is_an_error_not_a_skip(tmp_path, capsys):
     src = _images(tmp_path / "in", 1)
     out = tmp_path / "keep.png"
@@ -97,6 +107,9 @@ def test_a_named_output_file_that_exists_is_an_error_not_a_skip(tmp_path, capsys
     assert out.read_bytes() == b"someone else's file"
     assert main(["colorize", str(src / "img00.png"), "-o", str(out), "--overwrite"]) == 0
     assert read_image(out).shape == (32, 48, 3)
+    capsys.readouterr()
+    assert main(["colorize", str(src / "img00.png"), "-o", str(src / "img00.png")]) == 2  # the input itself
+    assert "would replace the input" in capsys.readouterr().err
 
 
 def test_inputs_sharing_a_name_are_named_in_the_error(tmp_path, capsys):

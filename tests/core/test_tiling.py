@@ -91,10 +91,10 @@ def test_tiled_hints_get_their_color_and_stay_off_far_regions(model, big_gray):
     for name, m in (("matched", model), ("network alone", loose)):
         out = colorize_tiled(m, big_gray, pts, cols, downsample=2)
         at = rgb2lab(out[pts[:, 0].astype(int), pts[:, 1].astype(int)][None])[0, :, 1:]
-        errors[name] = np.linalg.norm(at - rgb2lab(cols[None])[0, :, 1:], axis=1).mean()
+        errors[name] = np.linalg.norm(at - rgb2lab(cols[None])[0, :, 1:], axis=1).max()
         far = (slice(0, 40), slice(680, 720))  # a corner away from both hints
         assert np.abs(rgb2lab(out[far])[..., 1:] - rgb2lab(plain[far])[..., 1:]).mean() < 5.0
-    assert errors["matched"] < 8.0 and errors["matched"] < 0.7 * errors["network alone"]
+    assert errors["matched"] < 10.0 and errors["matched"] < 0.7 * errors["network alone"]
 
 
 def test_a_tiled_hint_changes_its_surroundings_only(model, big_gray):
@@ -109,6 +109,24 @@ def test_a_tiled_hint_changes_its_surroundings_only(model, big_gray):
     assert moved[295:306, 95:106].mean() > 20.0
     # far from the hint the plane keeps its automatic colors (also its automatic decoding)
     assert moved[:, 500:].mean() < 0.5 and np.percentile(moved[:, 500:], 99) < 2.0
+
+
+def test_temporal_smoothing_also_steadies_a_tiled_hints_colors(model, big_gray):
+    from skimage.color import lab2rgb
+
+    pt = np.array([[300.0, 100.0]])
+    lum = rgb2lab(np.repeat(big_gray[None, None, 300, 100, None], 3, -1) / 255.0)[0, 0, 0]
+    col = lab2rgb(np.array([[[lum, -35.0, 40.0]]]))[0]
+    rng = np.random.default_rng(3)
+    frames = [np.clip(big_gray + rng.normal(0, 12, big_gray.shape), 0, 255).astype(np.uint8) for _ in range(3)]
+    near = (slice(260, 340), slice(60, 140))
+    flicker = {}
+    for temporal in (0.0, 0.7):
+        state: dict = {}
+        ab = [rgb2lab(colorize_tiled(model, f, pt, col, downsample=2, state=state, temporal=temporal)[near])[..., 1:]
+              for f in frames]
+        flicker[temporal] = np.mean([np.abs(b - a).mean() for a, b in zip(ab, ab[1:])])
+    assert flicker[0.7] < 0.9 * flicker[0.0]
 
 
 def test_tiled_reads_and_writes_bounded_pieces(tiny, big_gray, monkeypatch):

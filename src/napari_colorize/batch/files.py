@@ -150,30 +150,33 @@ def output_paths(files: list[Path], output: str, fmt: str = "auto") -> list[Path
     rest become PNG. ``fmt="ome-zarr"`` makes every output ``<stem>_colorized.ome.zarr``.
     """
     out = Path(output)
-    if fmt == "ome-zarr":
-        if len(files) == 1 and out.name.lower().endswith(".ome.zarr"):
-            return [out]
-        return [out / f"{f.name.split('.')[0]}_colorized.ome.zarr" for f in files]
-    zarr_out = out.suffix.lower() == ".zarr"
     suffix = out.suffix.lower()
-    if suffix in IMAGE_SUFFIXES and not out.is_dir():  # a file name, not a folder
+    # an image suffix names a file (an existing folder of that name stays a folder)
+    if suffix in IMAGE_SUFFIXES and not out.is_dir():
+        if fmt == "ome-zarr":
+            raise InputError(f"OME-Zarr outputs go to a folder or a name ending in .ome.zarr, not '{out}'.")
         if suffix not in WRITE_SUFFIXES:
             raise InputError(f"Unsupported output type '{suffix}'; use one of {', '.join(WRITE_SUFFIXES)}.")
         if len(files) > 1:
             raise InputError(f"{len(files)} inputs need an output folder, not the file name '{out}'.")
+    if fmt == "ome-zarr":
+        if len(files) == 1 and out.name.lower().endswith(".ome.zarr"):
+            return [out]
+        return [out / f"{f.name.split('.')[0]}_colorized.ome.zarr" for f in files]
+    zarr_out = suffix == ".zarr"
     if zarr_out and (len(files) > 1 or not is_zarr(files[0])):
         raise InputError(f"'{out}' takes one zarr input; give several inputs an output folder.")
-    if len(files) == 1 and (out.suffix.lower() in WRITE_SUFFIXES or zarr_out):
+    if len(files) == 1 and ((suffix in WRITE_SUFFIXES and not out.is_dir()) or zarr_out):
         if is_zarr(files[0]) and not zarr_out:
             raise InputError(f"A zarr input needs a .zarr output or a folder, not '{out}'.")
         return [out]
     paths = []
     for f in files:
         if is_zarr(f):
-            suffix = ".zarr"
+            kind = ".zarr"
         else:
-            suffix = ".tif" if f.suffix.lower() in (".tif", ".tiff") else ".png"
-        paths.append(out / f"{f.stem}_colorized{suffix}")
+            kind = ".tif" if f.suffix.lower() in (".tif", ".tiff") else ".png"
+        paths.append(out / f"{f.stem}_colorized{kind}")
     return paths
 
 
@@ -285,8 +288,8 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
         No input could be colorized, or the scheduler cannot be reached.
     """
     from ..api import load_model
-    from ..core.alloc import default_threads
     from ..core.modelfile import Colorizer
+    from ..core.runtime import default_threads, release_memory
 
     check_temperature(temperature)  # one error here rather than one per file
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 0:
@@ -301,10 +304,10 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
             raise InputError(f"'{seen[t]}' and '{f}' would both be written to '{t}'; "
                              "colorize them into separate folders.")
         seen[t] = f
+    refuse_overwriting_inputs(files, targets)
     if len(files) == 1 and targets[0] == Path(output).resolve() and targets[0].exists() and not overwrite:
         # a file named on its own is not a batch to resume: skipping it would look like success
         raise InputError(f"'{output}' already exists; pass --overwrite to replace it.")
-    refuse_overwriting_inputs(files, targets)
     for folder in sorted({t.parent for t in targets}):
         check_writable(folder)
         clean_stale(folder)  # temporaries of killed runs
@@ -389,6 +392,7 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
             client.close()
         if bar is not None:
             bar.close()
+        release_memory()  # each of the batch's threads kept freed memory for its next file
         summary(counts)
     if counts["failed"] and not counts["done"] and not counts["skipped"]:
         raise ColorizeError("No file could be colorized.")

@@ -143,7 +143,7 @@ def local_hints(model: Colorizer, l_t, l_low, ab_hinted, mask, hw, temperature=N
     ``(n - 1) / (n - 1 + HINT_SCALE_HALF)``: none for a single hint.
     """
     ab_auto = _automatic(model, l_t, hw, temperature)
-    at = F.adaptive_max_pool2d(mask, l_low.shape[-2:])[0, 0].numpy() > 0
+    at = hint_cells(mask, l_low.shape[-2:])
     n = max(1, hint_count(at))
     if hints is not None and n > 1:
         logits, _ = predict_logits(model, l_t, *hints, hw=hints[0].shape[-2:])
@@ -154,11 +154,31 @@ def local_hints(model: Colorizer, l_t, l_low, ab_hinted, mask, hw, temperature=N
     return ab_auto + w * (ab_hinted - ab_auto)
 
 
+def hint_cells(mask: torch.Tensor, grid: tuple[int, int]) -> np.ndarray:
+    """Cells of a coarser ``grid`` (h, w) holding any of the hints of ``mask`` (1, 1, H, W), as
+    :func:`.hints.rasterize_hints` paints them at the working size: bool (h, w)."""
+    return F.adaptive_max_pool2d(mask, tuple(grid))[0, 0].numpy() > 0
+
+
 def reach_weight(model: Colorizer, l_low: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
-    """How much of the network's hinted change each pixel of lightness ``l_low`` (h, w) keeps:
-    float32 (h, w) in [0, 1], its edge-aware connection to the hint pixels ``at`` (bool (h, w))
-    times ``HINT_GAIN``, with the model's ``hint_spread`` divided by the square root of the
-    number ``n`` of separate hints (see :func:`local_hints`)."""
+    """How much of the network's hinted change each pixel keeps (see :func:`local_hints`).
+
+    Parameters
+    ----------
+    model : Colorizer
+        Its ``hint_spread`` is the pull toward zero, divided by ``sqrt(n)``.
+    l_low : ndarray (h, w)
+        Lightness whose edges stop the reach.
+    at : bool ndarray (h, w)
+        The hint cells (:func:`hint_cells`).
+    n : int
+        Number of separate hints (:func:`hint_count`).
+
+    Returns
+    -------
+    ndarray (h, w), float32
+        The edge-aware connection to the hints times ``HINT_GAIN``, clipped to [0, 1].
+    """
     reach = propagate(l_low, at, np.ones((*at.shape, 1), np.float32),
                       np.zeros((*at.shape, 1), np.float32), model.hint_spread / math.sqrt(n))
     return np.clip(HINT_GAIN * reach[..., 0], 0.0, 1.0)

@@ -15,11 +15,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .alloc import tune_allocator
 from .atomic import atomic_write, clean_stale
 from .errors import ModelLoadError
 from .model import ColorNet, decode
 from .modelcheck import check_config, check_tensors
+from .runtime import tune_allocator
 
 FORMAT = "napari-colorize/1"
 DEFAULT_NAME = "default"

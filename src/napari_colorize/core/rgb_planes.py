@@ -130,18 +130,39 @@ BAND_PIXELS = 1 << 19
 
 
 def by_rows(fn, *planes: np.ndarray) -> np.ndarray:
-    """``fn(*planes)`` of per-pixel functions on (H, W, ...) planes, computed in bands of rows on
-    parallel threads (numpy lets go of the GIL) and joined: the same values, with the memory of
-    the temporaries bounded by a band's and every core at work on a big image."""
+    """A per-pixel function of (H, W, ...) planes, computed in bands of rows on parallel threads.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(*planes)`` of arrays that broadcast together, giving an array with their leading
+        shape (H, W, ...); numpy lets go of the GIL in its loops, so bands run at once.
+    planes : ndarrays
+
+    Returns
+    -------
+    ndarray
+        The same values as ``fn(*planes)``, written band by band into one output, so the
+        temporaries are a band's per thread rather than the whole plane's.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .alloc import default_threads
+    from .runtime import default_threads
 
-    h = planes[0].shape[0]
-    step = max(1, BAND_PIXELS // max(1, int(np.prod(planes[0].shape[1:2]))))
-    if planes[0].ndim < 2 or h <= step:
+    planes = np.broadcast_arrays(*planes)
+    if planes[0].ndim < 2:
         return fn(*planes)
-    starts = range(0, h, step)
-    with ThreadPoolExecutor(max_workers=min(len(starts), default_threads())) as pool:
-        parts = list(pool.map(lambda y: fn(*(p[y : y + step] for p in planes)), starts))
-    return np.concatenate(parts, axis=0)
+    h = planes[0].shape[0]
+    step = max(1, BAND_PIXELS // max(1, planes[0].shape[1]))
+    if h <= step:
+        return fn(*planes)
+    first = fn(*(p[:step] for p in planes))
+    out = np.empty((h, *first.shape[1:]), first.dtype)
+    out[:step] = first
+
+    def band(y: int) -> None:
+        out[y : y + step] = fn(*(p[y : y + step] for p in planes))
+
+    with ThreadPoolExecutor(max_workers=min(-(-h // step) - 1, default_threads())) as pool:
+        list(pool.map(band, range(step, h, step)))
+    return out

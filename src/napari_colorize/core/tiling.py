@@ -21,10 +21,9 @@ import torch.nn.functional as F
 from .chroma import ChromaField, UnitMap, bands, fit_coefficients, write_field
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
-from .inference import hint_count, match_hints, reach_weight, work_shape
+from .inference import hint_cells, hint_count, match_hints, reach_weight, work_shape
 from .model import encode_input
 from .modelfile import Colorizer
-from .propagate import hint_pixels
 from .temporal import smooth_ab
 
 DEFAULT_TILE = 512  # network pixels per window side
@@ -243,9 +242,16 @@ def tiled_field(model: Colorizer, plane, points=None, colors=None, temperature: 
     # the hinted windows' change over their automatic chroma, blended alike and kept only where
     # the hints reach (as in whole mode), so a hint neither recolors its window nor, by the
     # hinted decoding, the rest of the plane
-    change = np.zeros((2, hl, wl), np.float32) if len(pts) else None
+    gated = len(pts) > 0 and model.hint_spread > 0  # without a spread, hints reach everywhere
+    change = np.zeros((2, hl, wl), np.float32) if gated else None
     wsum = np.zeros((hl, wl), np.float32)
     l_low = np.zeros((hl, wl), np.float32)
+
+    def run(l_net, h_ab, h_mask, hinted: bool, key) -> np.ndarray:
+        logits = model.fast(encode_input(l_net, h_ab, h_mask), context=context)
+        ab = model.decode(logits, temperature, hinted=hinted)
+        return smooth_ab(state, key, ab, F.avg_pool2d(l_net, 2), temporal)[0].numpy()
+
     for i, (oy, sy) in enumerate(rows):
         band = _read_net(plane, unit, oy * k, (oy + sy) * k, bx0 * k, bx1 * k, k)
         ly0, ly1 = oy // 2, (oy + sy) // 2
@@ -256,28 +262,25 @@ def tiled_field(model: Colorizer, plane, points=None, colors=None, temperature: 
             l_net = band[..., ox - bx0 : ox - bx0 + sx]
             hint_ab, mask = _window_hints(pts, cols, oy * k, ox * k, sy * k, sx * k, (sy, sx))
             with torch.inference_mode():
-                logits = model.fast(encode_input(l_net, torch.zeros_like(hint_ab), torch.zeros_like(mask)),
-                                    context=context)
-                ab = model.decode(logits, temperature)
-                ab = smooth_ab(state, (i, j), ab, F.avg_pool2d(l_net, 2), temporal)
-                if mask.any():
-                    logits = model.fast(encode_input(l_net, hint_ab, mask), context=context)
-                    hinted = (model.decode(logits, temperature, hinted=True) - ab)[0].numpy()
-            ab = ab[0].numpy()
+                if gated:  # the automatic pass, and the hinted one in windows with hints
+                    ab = run(l_net, hint_ab * 0, mask * 0, False, (i, j))
+                    hinted = run(l_net, hint_ab, mask, True, (i, j, "hinted")) - ab if mask.any() else None
+                else:  # every window decoded alike, so no seams
+                    ab, hinted = run(l_net, hint_ab, mask, len(pts) > 0, (i, j)), None
             wgt = ramp_y[:, None] * ramps_x[j][None, :]
             lx0 = ox // 2
             xa, xb = max(lx0, 0), min(lx0 + sx // 2, wl)  # the part of this window inside the plane
             sub_w = wgt[ya - ly0 : yb - ly0, xa - lx0 : xb - lx0]
             inside = (slice(None), slice(ya - ly0, yb - ly0), slice(xa - lx0, xb - lx0))
             acc[:, ya:yb, xa:xb] += ab[inside] * sub_w
-            if mask.any():
+            if hinted is not None:
                 change[:, ya:yb, xa:xb] += hinted[inside] * sub_w
             wsum[ya:yb, xa:xb] += sub_w
         yield i + 1, len(rows)
     acc /= np.maximum(wsum, 1e-6)[None]
     if change is not None:
         change /= np.maximum(wsum, 1e-6)[None]
-        acc += _reach(model, l_low, pts, (h, w))[None] * change
+        acc += _reach(model, l_low, pts, cols, (h, w))[None] * change
         del change
     del wsum
     fld = ChromaField((h, w), unit)
@@ -288,18 +291,16 @@ def tiled_field(model: Colorizer, plane, points=None, colors=None, temperature: 
     return fld
 
 
-def _reach(model: Colorizer, l_low: np.ndarray, pts: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def _reach(model: Colorizer, l_low: np.ndarray, pts: np.ndarray, cols: np.ndarray,
+           shape: tuple[int, int]) -> np.ndarray:
     """:func:`.inference.reach_weight` of the hints over the plane's low-resolution lightness
-    ``l_low``, solved on the grid whole mode uses (the network's output at the model's working
-    size) and resized to ``l_low``'s shape."""
-    if model.hint_spread <= 0:
-        return np.ones(l_low.shape, np.float32)
+    ``l_low``, solved on the grid whole mode solves it on (the network's output for the plane at
+    the model's working size, hints seeded alike) and resized to ``l_low``'s shape."""
+    hw = work_shape(shape, model.working_size)
+    grid = (max(2, hw[0] // 2), max(2, hw[1] // 2))
+    at = hint_cells(rasterize_hints(pts, cols, shape, hw)[1], grid)
     l_t = torch.from_numpy(np.ascontiguousarray(l_low, np.float32))[None, None]
-    grid = tuple(max(2, s // 2) for s in work_shape(l_low.shape, model.working_size))
-    l_grid = F.interpolate(l_t, size=grid, mode="area")[0, 0].numpy() if grid != l_low.shape else l_low
-    r, c = hint_pixels(pts, shape)
-    at = np.zeros(grid, bool)
-    at[np.minimum(r * grid[0] // shape[0], grid[0] - 1), np.minimum(c * grid[1] // shape[1], grid[1] - 1)] = True
+    l_grid = F.interpolate(l_t, size=grid, mode="area")[0, 0].numpy()
     w = torch.from_numpy(reach_weight(model, l_grid, at, max(1, hint_count(at))))[None, None]
     return F.interpolate(w, size=l_low.shape, mode="bilinear", align_corners=False)[0, 0].numpy()
 
