@@ -87,7 +87,9 @@ class ColorizeWidget(Dock):
         self.run_btn = PushButton(text="Colorize", tooltip="Colorize the whole layer into '<image> colorized'")
         self.preview_btn = PushButton(text="Preview field of view",
                                       tooltip="Quickly colorize just the visible part of the current plane "
-                                              "at screen resolution into '<image> preview'")
+                                              "at screen resolution into '<image> preview'. The network sees "
+                                              "only that part, so its colors can differ from the whole "
+                                              "layer's")
         self.add(self.image, self.level, self.hints, self.tool.widget, self.scope, self.reference,
                  self.strength, self.model, self.temperature, self.mode, self.temporal, self.auto, self.new_each,
                  self.row(self.run_btn, self.stop_btn), self.preview_btn, self.progress)
