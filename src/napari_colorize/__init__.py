@@ -5,7 +5,7 @@ from importlib import metadata as _metadata
 
 # GNU OpenMP's threads (torch's on Linux) spin 300,000 times waiting for work before they sleep:
 # on a machine that is busy with something else the spinning holds the cores others need, and a
-# 1 MP photo took 0.17-0.28 s instead of 0.06 (0.09-0.18 s with 3000, the same 0.06 when idle).
+# 1 MP photo took 0.17-0.40 s instead of 0.06 (0.09-0.18 s with 3000, the same 0.06 when idle).
 # Read when torch loads libgomp, so it must come first; a value already set is kept.
 _os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 

@@ -93,7 +93,7 @@ class Colorizer:
         Rebuilt whenever ``net`` is replaced, moved or its weights change in place (a
         fine-tuning step, a loaded state), so it never runs stale weights. While ``net`` is
         in training mode, ``net`` itself. The first build also tunes the C allocator for
-        repeated inference (:func:`.alloc.tune_allocator`).
+        repeated inference (:func:`.runtime.tune_allocator`).
         """
         if self.net.training:
             return self.net

@@ -43,16 +43,17 @@ def tune_allocator() -> bool:
     if "done" not in _state:
         libc = _glibc()
         # the mmap threshold first: where it is refused (32-bit glibc) nothing has changed
-        _state["done"] = libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_ABOVE)) and bool(
+        done = libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_ABOVE)) and bool(
             libc.mallopt(_M_TRIM_THRESHOLD, KEEP_FREE))
+        _state.update(done=done, libc=libc if done else None)
     return _state["done"]
 
 
 def release_memory() -> None:
     """Hand the freed memory kept by :func:`tune_allocator` back to the system (glibc's
     ``malloc_trim``); nothing happens where the allocator was not tuned."""
-    if _state.get("done"):
-        _glibc().malloc_trim(0)
+    if _state.get("libc") is not None:  # the library tuned, whatever the environment says now
+        _state["libc"].malloc_trim(0)
 
 
 def _glibc():
