@@ -36,12 +36,19 @@ from napari_colorize.core.training import TrainConfig, Trainer, new_model
 D = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
-def photo_scales(source, sizes=(112, 128, 160)) -> list[list[np.ndarray]]:
-    """Each color photo of ``source`` resized so that its longest side is each of ``sizes``."""
+def color_photos(source, count: int | None = None, seed: int = 0) -> list[np.ndarray]:
+    """The color photos of ``source``; with ``count``, a seeded random subset of that many."""
+    rgbs = [rgb for _, rgb in iter_images(source) if is_colorful(rgb)]
+    if count is not None and count < len(rgbs):
+        keep = np.random.default_rng(seed).choice(len(rgbs), count, replace=False)
+        rgbs = [rgbs[i] for i in sorted(keep)]
+    return rgbs
+
+
+def photo_scales(rgbs, sizes=(112, 128, 160)) -> list[list[np.ndarray]]:
+    """Each photo of ``rgbs`` resized so that its longest side is each of ``sizes``."""
     out = [[] for _ in sizes]
-    for _, rgb in iter_images(source):
-        if not is_colorful(rgb):
-            continue
+    for rgb in rgbs:
         t = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
         for k, s in enumerate(sizes):
             f = s / max(rgb.shape[:2])
@@ -51,13 +58,11 @@ def photo_scales(source, sizes=(112, 128, 160)) -> list[list[np.ndarray]]:
     return out
 
 
-def whole_photos(source, size: int = 128) -> list[np.ndarray]:
-    """Color photos of ``source`` as inference sees them whole: longest side ``size``, the other
+def whole_photos(rgbs, size: int = 128) -> list[np.ndarray]:
+    """Photos of ``rgbs`` as inference sees them whole: longest side ``size``, the other
     rounded to a multiple of 8; stacked by shape (N, h, w, 3), landscape and portrait apart."""
     groups: dict = {}
-    for _, rgb in iter_images(source):
-        if not is_colorful(rgb):
-            continue
+    for rgb in rgbs:
         f = size / max(rgb.shape[:2])
         hw = tuple(max(8, int(round(d * f / 8)) * 8) for d in rgb.shape[:2])
         t = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
@@ -92,6 +97,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tiny", nargs="+", default=[str(D / f"tiny-imagenet/train-0{i}.tar") for i in range(5)])
     p.add_argument("--photos", default=str(D / "photos/bsds500-train.tar"))
+    p.add_argument("--photo-count", type=int, default=None,
+                   help="train on a seeded random subset of this many color photos (a learning curve)")
     p.add_argument("--val", default=str(D / "photos/bsds500-val.tar"))
     p.add_argument("--val-count", type=int, default=50, help="0: no validation")
     p.add_argument("--base", default="default")
@@ -116,8 +123,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     tiny = load_array([Path(s) for s in args.tiny], size=64, cache_dir=args.cache_dir)
-    photos = photo_scales(args.photos)
-    whole = whole_photos(args.photos, int(load(args.base).config["working_size"])) if args.whole_share else None
+    rgbs = color_photos(args.photos, args.photo_count, args.seed)
+    photos = photo_scales(rgbs)
+    whole = whole_photos(rgbs, int(load(args.base).config["working_size"])) if args.whole_share else None
     val = [rgb for _, rgb in itertools.islice(iter_images(args.val), args.val_count)] if args.val_count else []
     print(f"{len(tiny)} thumbnails, {len(photos[0])} photos, read in {time.time() - t0:.0f}s", file=sys.stderr)
     base = load(args.base)
@@ -161,7 +169,7 @@ def main(argv=None) -> int:
     model.card["photo_training"] = {
         "command": "python scripts/train_photos.py " + " ".join(sys.argv[1:]),
         "tiny": args.tiny, "photos": args.photos, "n_thumbnails": int(len(tiny)),
-        "n_photos": len(photos[0]), "steps": trainer.step, "seed": args.seed,
+        "n_photos": len(photos[0]), "photo_count": args.photo_count, "steps": trainer.step, "seed": args.seed,
         "batch_size": args.batch_size, "lr": args.lr, "share": args.share, "whole_share": args.whole_share,
         "global": bool(args.glob or args.width), "device": args.device,
         "torch": torch.__version__,

@@ -21,7 +21,7 @@ from .core.planes import check_image
 from .core.reference import with_reference
 from .core.temporal import check_temporal
 from .core.tiling import DEFAULT_TILE, array_writer, auto_downsample, iter_tiled, tile_geometry
-from .omezarr import is_ome_path, open_ome
+from .omezarr import is_ome_path, open_ome, write_steps
 from .omezarr import write as write_ome
 
 
@@ -217,14 +217,18 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
 
     out_shape = lead_shape + spatial + (3,)
     if (is_dask(image) and out is None) or is_ome_path(out):
+        # one count over the global pass and the writing, so progress never starts again
+        writing = write_steps(out_shape) if out is not None else 0
+        first = 0
         if alpha and lead_shape:
             res = _colorize_dask_temporal(_as_dask(image), is_rgb, lead_shape, run_plane, state_for)
         else:
-            res = yield from iter_colorize_dask(_as_dask(image), m, is_rgb=is_rgb, tiled=tiled, hints=plane_hints,
-                                                temperature=temperature, downsample=k, tile=tile_px)
+            res, first = yield from _shifted(iter_colorize_dask(
+                _as_dask(image), m, is_rgb=is_rgb, tiled=tiled, hints=plane_hints, temperature=temperature,
+                downsample=k, tile=tile_px), 0, writing)
         if out is None:
             return res
-        yield from write_ome(res, out, dtype=dtype, scale=scale)
+        yield from _shifted(write_ome(res, out, dtype=dtype, scale=scale), first, 0)
         return open_ome(out)
 
     if isinstance(image, np.ndarray) and not isinstance(image, np.memmap):
@@ -248,6 +252,18 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
         target.abort()
         raise
     return target.finish()
+
+
+def _shifted(gen, before: int, after: int):
+    """Yield ``gen``'s ``(done, total)`` steps as part of a longer count: ``before`` steps done
+    ahead of them, ``after`` to come; returns ``(gen's result, gen's total)``."""
+    total = 0
+    while True:
+        try:
+            done, total = next(gen)
+        except StopIteration as stop:
+            return stop.value, total
+        yield before + done, before + total + after
 
 
 def _iterate(gen):

@@ -2,8 +2,9 @@
 
 The result is written into a temporary folder beside the target, level by level (each level
 read back from the one before it, so no level is computed twice), and renamed into place once
-complete (:mod:`.core.atomic`). Channels come first, as OME-Zarr orders axes: RGB (H, W, 3)
-becomes (c, y, x), a stack (Z, H, W, 3) becomes (z, c, y, x).
+complete (:mod:`.core.atomic`). Axes are in OME-Zarr's order (time, channel, space): RGB
+(H, W, 3) becomes (c, y, x), a stack (Z, H, W, 3) becomes (c, z, y, x), (T, Z, H, W, 3) becomes
+(t, c, z, y, x).
 """
 
 from __future__ import annotations
@@ -46,11 +47,21 @@ def check_target(path: Path) -> None:
 
 
 def axes_for(ndim: int) -> list[str]:
-    """OME-Zarr axis names of a result with ``ndim`` axes (channel last in memory, first on disk)."""
+    """OME-Zarr axis names, in the order on disk, of an RGB result with ``ndim`` axes (..., H, W, 3)."""
     n_lead = ndim - 3
     if n_lead > len(_LEAD_AXES):
         raise InputError(f"OME-Zarr output takes at most {len(_LEAD_AXES)} leading axes; got {n_lead}.")
-    return list(reversed(_LEAD_AXES[:n_lead])) + ["c", "y", "x"]
+    return sorted(_memory_axes(ndim), key="tczyx".index)
+
+
+def _memory_axes(ndim: int) -> list[str]:
+    return list(reversed(_LEAD_AXES[: ndim - 3])) + ["y", "x", "c"]
+
+
+def _to_disk(ndim: int) -> tuple[int, ...]:
+    """The transposition from the in-memory layout (..., H, W, 3) to the axes on disk."""
+    mem = _memory_axes(ndim)
+    return tuple(mem.index(a) for a in axes_for(ndim))
 
 
 def check_scale(scale, n_axes: int) -> tuple[float, ...]:
@@ -62,11 +73,6 @@ def check_scale(scale, n_axes: int) -> tuple[float, ...]:
         raise InputError(f"scale needs {n_axes} positive pixel sizes (leading axes, then rows, columns); "
                          f"got {scale!r}.")
     return vals
-
-
-def _channels_first(arr):
-    return arr if arr.ndim < 3 else arr.transpose(tuple(range(arr.ndim - 3)) + (arr.ndim - 1, arr.ndim - 3,
-                                                                                arr.ndim - 2))
 
 
 def _to_dtype(rgb: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -118,46 +124,61 @@ def write(result, path, *, dtype=None, scale=None, units: str | None = None,
     return _write(zarr, result, path, dt, axes, sizes, units, chunk)
 
 
+def _levels(shape) -> int:
+    levels = 1
+    while max(shape[-3:-1]) / 2 ** (levels - 1) > SMALLEST:
+        levels += 1
+    return levels
+
+
+def write_steps(shape, chunk: int = 1024) -> int:
+    """How many ``(done, total)`` steps :func:`write` yields for an RGB result of ``shape``."""
+    lead = tuple(shape[:-3])
+    pieces = int(np.prod(lead)) if lead else -(-int(shape[-3]) // chunk)
+    return pieces + _levels(shape) - 1
+
+
 def _write(zarr, result, path: Path, dt, axes, sizes, units, chunk):
     import dask.array as da
     from ome_zarr.writer import write_multiscales_metadata
 
     clean_stale(path.parent)
     tmp = temp_path(path)
-    levels = 1
-    while max(result.shape[-3:-1]) / 2 ** (levels - 1) > SMALLEST:
-        levels += 1
+    levels = _levels(result.shape)
     h = result.shape[-3]
+    lead = tuple(result.shape[:-3])
     # a single plane in bands of chunk rows; a stack plane by plane, so each plane's global pass
     # runs once (a band of a stack would run every plane's again)
-    lead = tuple(result.shape[:-3])
-    pieces = [(..., slice(r0, min(h, r0 + chunk)), slice(None)) for r0 in range(0, h, chunk)] if not lead \
+    pieces = [(slice(r0, min(h, r0 + chunk)),) for r0 in range(0, h, chunk)] if not lead \
         else list(np.ndindex(*lead))
-    total = len(pieces) + levels - 1
+    total = write_steps(result.shape, chunk)
+    mem_axes = _memory_axes(result.ndim)
+    size_of = dict(zip(mem_axes[:-1], sizes, strict=True))
     try:
         group = zarr.open_group(str(tmp), mode="w")
-        lead_chunks = (1,) * (result.ndim - 3)
-        level = _channels_first(result)
+        level = result.transpose(_to_disk(result.ndim))
         datasets = []
         for i in range(levels):
-            shape = tuple(level.shape)
-            arr = group.create_array(str(i), shape=shape, dtype=dt,
-                                     chunks=lead_chunks + (1, min(chunk, shape[-2]), min(chunk, shape[-1])))
+            shape = dict(zip(axes, level.shape, strict=True))
+            arr = group.create_array(str(i), shape=tuple(shape.values()), dtype=dt, chunks=tuple(
+                min(chunk, shape[a]) if a in "yx" else 1 for a in axes))
             if i == 0:
                 for b, key in enumerate(pieces):
-                    arr[key] = _to_dtype(np.asarray(level[key].compute()), dt)
+                    band = np.moveaxis(np.asarray(result[key].compute()), -1, 0)  # (3, rows, W)
+                    named = dict(zip(mem_axes, key))
+                    arr[tuple(named.get(a, slice(None)) for a in axes)] = _to_dtype(band, dt)
                     yield b + 1, total
             else:
                 da.to_zarr(da.map_blocks(_to_dtype, level, dt, dtype=dt), arr)
                 yield len(pieces) + i, total
             f = 2.0 ** i
-            datasets.append({"path": str(i), "coordinateTransformations": [
-                {"type": "scale", "scale": list(sizes[:-2]) + [1.0, sizes[-2] * f, sizes[-1] * f]}]})
+            datasets.append({"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": [
+                1.0 if a == "c" else size_of[a] * (f if a in "yx" else 1.0) for a in axes]}]})
             if i + 1 < levels:
                 prev = da.from_zarr(arr)
                 if dt.kind != "f":
                     prev = prev.astype(np.float32) / float(np.iinfo(dt).max)
-                level = _halve(prev).rechunk(lead_chunks + (3, chunk, chunk))
+                level = _halve(prev).rechunk(tuple(chunk if a in "yx" else 3 if a == "c" else 1 for a in axes))
         unit_map = {a: units for a in ("y", "x")} if units else None
         write_multiscales_metadata(group, datasets, axes=axes, axes_units=unit_map, name=path.name[: -len(SUFFIX)],
                                    metadata={"omero": {"channels": [
@@ -181,8 +202,7 @@ def open_ome(path, level: int = 0):
     import dask.array as da
 
     arr = da.from_zarr(str(Path(path) / str(level)))
-    n = arr.ndim
-    return arr.transpose(tuple(range(n - 3)) + (n - 2, n - 1, n - 3))
+    return arr.transpose(tuple(np.argsort(_to_disk(arr.ndim))))
 
 
 def read_input(src: str | os.PathLike, max_pixels: int):

@@ -161,3 +161,26 @@ def test_a_tiled_global_pass_of_a_dask_plane_reports_its_rows(tiny, plane):
     assert len(seen) > 1 and seen[-1][0] == seen[-1][1]  # one report per row of windows, the last full
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert lazy.shape == plane.shape + (3,)
+
+
+@pytest.mark.parametrize("shape", [(700, 900), (2, 300, 400)])
+def test_ome_zarr_progress_is_one_count_over_global_pass_and_writing(tiny, plane, shape, tmp_path):
+    pytest.importorskip("ome_zarr")
+    from napari_colorize.omezarr import write_steps
+
+    image = plane[: shape[-2], : shape[-1]]
+    image = np.stack([image] * shape[0]) if len(shape) == 3 else image
+    seen = []
+    kw = {"model": tiny, "mode": "tiled", "tile": 256, "downsample": 2}
+    got = colorize(image, out=str(tmp_path / "r.ome.zarr"), progress=lambda done, total: seen.append((done, total)),
+                   **kw)
+    np.testing.assert_allclose(np.asarray(got), colorize(image, **kw), atol=1e-6)
+    zarr = pytest.importorskip("zarr")
+    ms = dict(zarr.open_group(str(tmp_path / "r.ome.zarr"), mode="r").attrs)["ome"]["multiscales"][0]
+    assert [a["name"] for a in ms["axes"]] == (["c", "z", "y", "x"] if len(shape) == 3 else ["c", "y", "x"])
+    done = [d for d, _ in seen]
+    assert done == list(range(1, len(seen) + 1))  # never starts again
+    assert {t for _, t in seen} == {len(seen)}  # the total is known from the first step
+    writing = write_steps(shape + (3,))
+    # a plane's tiled global pass runs first and counts too; a stack's runs as its planes are written
+    assert len(seen) > writing if len(shape) == 2 else len(seen) == writing
