@@ -30,12 +30,52 @@ def test_an_existing_folder_given_as_out_is_left_alone(gray, tmp_path):
     plain = tmp_path / "data.zarr"
     plain.mkdir()
     (plain / "keep.txt").write_text("mine")
-    with pytest.raises(InputError, match="existing folder"):
+    with pytest.raises(InputError, match="is a folder, not a zarr array"):
         colorize(gray, out=str(plain))
     assert (plain / "keep.txt").read_text() == "mine"
     res = colorize(gray, out=str(tmp_path / "new.npy"))
     assert res.shape == gray.shape + (3,)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npy", "d.tif", "data.zarr", "new.npy"]
+
+
+def test_a_zarr_group_given_as_out_is_never_replaced(gray, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("raw", shape=gray.shape, dtype=np.uint8)[:] = gray
+    for out in ("g.zarr", "g.ome.zarr"):
+        if out == "g.ome.zarr":  # a group without multiscales is not an OME-Zarr image either
+            zarr.open_group(str(tmp_path / out), mode="w").create_array("labels", shape=(2,), dtype=np.uint8)
+        with pytest.raises(InputError, match="is a zarr group, not"):
+            colorize(gray, out=str(tmp_path / out))
+    np.testing.assert_array_equal(zarr.open_group(str(tmp_path / "g.zarr"), mode="r")["raw"][:], gray)
+    first = colorize(gray, out=str(tmp_path / "r.zarr"))  # an earlier array result is replaced
+    again = colorize(gray[::-1], out=str(tmp_path / "r.zarr"))
+    np.testing.assert_allclose(np.asarray(again), np.asarray(colorize(gray[::-1])), atol=1e-6)
+    assert first.shape == again.shape
+
+
+def test_an_output_never_replaces_the_file_its_input_is_read_from(gray, tmp_path):
+    import dask.array as da
+    import tifffile
+    zarr = pytest.importorskip("zarr")
+
+    np.save(tmp_path / "a.npy", gray)
+    tifffile.imwrite(tmp_path / "a.tif", gray)
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("raw", shape=gray.shape, dtype=np.uint8)[:] = gray
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    cases = [(np.load(tmp_path / "a.npy", mmap_mode="r")[2:], "a.npy"),
+             (tifffile.memmap(tmp_path / "a.tif", mode="r"), "a.tif"),
+             (zarr.open_array(str(tmp_path / "g.zarr" / "raw"), mode="r"), "g.zarr/raw"),
+             (da.from_zarr(str(tmp_path / "g.zarr" / "raw")), "g.zarr/raw"),
+             (da.from_zarr(str(tmp_path / "g.zarr" / "raw")), "g.zarr")]
+    for image, out in cases:
+        with pytest.raises(InputError, match="would replace the input"):
+            colorize(image, out=str(tmp_path / out))
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    rgb = np.random.default_rng(1).random((16, 16, 3)).astype(np.float32)
+    with pytest.raises(InputError, match="shares memory"):
+        colorize(rgb, out=rgb)
 
 
 def test_a_read_only_out_array_is_refused(gray):
@@ -64,10 +104,18 @@ def test_values_near_the_type_limits_give_finite_colors(dtype, top):
     ({"downsample": 1e6}, "downsample"),
     ({"points": [[1, 2]], "colors": [["red", "green", "blue"]]}, "colors"),
     ({"points": [["a", 2]], "colors": [[1, 0, 0]]}, "points"),
+    ({"temporal": "yes"}, "temporal must be True, False or a number"),
+    ({"dtype": "foo"}, "dtype must be one of float32"),
+    ({"dtype": None, "out": "OUT.ome.zarr", "scale": ("a", 1)}, "scale needs 2 positive"),
+    ({"level": "1"}, "level='1' needs a multiscale image"),
 ])
-def test_bad_arguments_name_themselves(gray, kw, word):
+def test_bad_arguments_name_themselves(gray, kw, word, tmp_path):
+    if "out" in kw:
+        pytest.importorskip("ome_zarr")
+        kw = {**kw, "out": str(tmp_path / kw["out"])}
     with pytest.raises(InputError, match=f"(?i){word}"):
         colorize(gray, **kw)
+    assert not list(tmp_path.iterdir())
 
 
 def test_stack_hints_on_missing_planes_are_reported(gray):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.arrays import check_finite, check_number, is_dask
+from .core.arrays import check_dtype, check_finite, check_number, is_dask
 from .core.atomic import clean_stale, commit, remove, temp_path
 from .core.errors import InputError
 from .core.gen import drain
@@ -19,6 +20,7 @@ from .core.lazy import iter_colorize_dask
 from .core.modelfile import Colorizer, load
 from .core.planes import check_image
 from .core.reference import with_reference
+from .core.stores import check_replaceable, refuse_replacing_source
 from .core.temporal import check_temporal
 from .core.tiling import DEFAULT_TILE, array_writer, auto_downsample, iter_tiled, tile_geometry
 from .omezarr import is_ome_path, open_ome, write_steps
@@ -125,8 +127,8 @@ def colorize(image, *, points=None, colors=None, model=None, temperature: float 
     reference_strength : float
         Weight of the reference's color prior, 0 to 4 (0: only its saturation is matched).
     scale : sequence of float, optional
-        Pixel sizes of the leading and spatial axes (napari's layer scale), kept in an OME-Zarr
-        ``out``.
+        Pixel sizes of the leading and spatial axes (napari's layer scale: a multiscale image's
+        first level's, scaled here to ``level``'s), kept in an OME-Zarr ``out``.
 
     Returns
     -------
@@ -147,10 +149,10 @@ def _pick_level(image, level: int):
         if not levels:
             raise InputError("The multiscale image has no levels.")
         if not isinstance(level, (int, np.integer)) or not 0 <= int(level) < len(levels):
-            raise InputError(f"level must be between 0 and {len(levels) - 1}; got {level}.")
+            raise InputError(f"level must be a whole number from 0 to {len(levels) - 1}; got {level!r}.")
         return levels[int(level)]
     if level:
-        raise InputError(f"level={level} needs a multiscale image (a list of arrays, largest first).")
+        raise InputError(f"level={level!r} needs a multiscale image (a list of arrays, largest first).")
     return image
 
 
@@ -165,10 +167,15 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
     m = _as_model(model)
     if reference is not None:
         m = with_reference(m, reference, reference_strength)
-    image = _pick_level(image, level)
+    full, image = image, _pick_level(image, level)
     if not hasattr(image, "shape") or not hasattr(image, "dtype"):
         raise InputError(f"Expected an array or a list of arrays; got {type(image).__name__}.")
     is_rgb = check_image(image, rgb, values=False)
+    if level and scale is not None and np.ndim(scale) == 1 and all(isinstance(v, numbers.Real) for v in scale):
+        # a multiscale layer's scale is its first level's: this level's pixels are larger by the ratio
+        n = 3 if is_rgb else 2
+        ratio = np.divide(tuple(full[0].shape)[-n:][:2], tuple(image.shape)[-n:][:2])
+        scale = [*scale[:-2], *(np.asarray(scale[-2:], float) * ratio)] if len(scale) >= 2 else scale
     shape = tuple(image.shape)
     spatial = shape[-3:-1] if is_rgb else shape[-2:]
     lead_shape = shape[:-3] if is_rgb else shape[:-2]
@@ -186,9 +193,14 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
     alpha = check_temporal(temporal)
     tiled = mode == "tiled" or (mode == "auto" and (tile is not None or max(spatial) > m.tile_above))
     k = auto_downsample(spatial) if downsample is None else check_number("downsample", downsample, 1, 64, integer=True)
-    tile_px = DEFAULT_TILE if tile is None else check_number("tile", tile, 8, 8192, integer=True)
+    smallest = tile_geometry(m, None)["smallest"]
+    tile_px = DEFAULT_TILE if tile is None else check_number("tile", tile, smallest, 8192, integer=True)
     if tiled:
         tile_geometry(m, tile_px)  # a bad tile size fails before anything is written
+    if isinstance(out, (str, os.PathLike)):
+        refuse_replacing_source(image, out)
+    elif out is not None and isinstance(image, np.ndarray) and np.may_share_memory(out, image):
+        raise InputError("out shares memory with the input image; pass a separate array.")
 
     def plane_hints(index: tuple[int, ...]):
         if pts is None:
@@ -287,9 +299,8 @@ class _Output:
 
     def __init__(self, out, shape: tuple, dtype):
         self.path = self.tmp = None
-        dt = np.dtype(np.float32 if dtype is None else dtype)
-        if dt not in (np.float32, np.float64, np.uint8, np.uint16):
-            raise InputError(f"Output dtype must be float32, float64, uint8 or uint16; got {dt}.")
+        dt = check_dtype("The output dtype", np.float32 if dtype is None else dtype,
+                         (np.float32, np.float64, np.uint8, np.uint16))
         if out is None:
             self.array = np.empty(shape, dt)
         elif isinstance(out, (str, os.PathLike)):
@@ -299,10 +310,10 @@ class _Output:
                 raise InputError(f"Output files must end in .npy, .zarr, .tif or .tiff; got '{self.path.name}'.")
             if not self.path.parent.is_dir():
                 raise InputError(f"The output folder '{self.path.parent}' does not exist.")
-            if self.path.is_dir() and not (suffix == ".zarr" and _is_zarr_store(self.path)):
+            if suffix == ".zarr":
+                check_replaceable(self.path, "array")
+            elif self.path.is_dir():
                 raise InputError(f"'{self.path}' is an existing folder; name a new file as out.")
-            if suffix == ".zarr" and self.path.exists() and not self.path.is_dir():
-                raise InputError(f"'{self.path}' is an existing file, not a zarr store; name a new one as out.")
             clean_stale(self.path.parent)
             self.tmp = temp_path(self.path)
             self.array = _create(self.tmp, suffix, shape, dt)
@@ -358,10 +369,6 @@ def _open_read(path: Path, suffix: str):
     import zarr
 
     return zarr.open_array(str(path), mode="r")
-
-
-def _is_zarr_store(path: Path) -> bool:
-    return any((path / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
 
 
 def _as_dask(image):

@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "resolution in seamless windows, for fine detail; auto: whole up to the model's "
                         "tile_above (16384 px for the bundled model), tiled above")
     c.add_argument("--format", choices=("auto", "ome-zarr"), default="auto",
-                   help="auto: PNG, TIFF or zarr as the input; ome-zarr: a multiscale OME-Zarr (uint8) per input")
+                   help="auto: as the input (PNG, TIFF, zarr, OME-Zarr) or -o's name; ome-zarr: always OME-Zarr")
     c.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run on this dask.distributed scheduler (tcp://host:port); inputs and outputs "
                         "must be on a file system its workers share. Default: local threads")

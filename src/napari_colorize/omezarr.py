@@ -9,14 +9,17 @@ complete (:mod:`.core.atomic`). Axes are in OME-Zarr's order (time, channel, spa
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from .core.arrays import check_dtype
 from .core.atomic import clean_stale, commit, remove, temp_path
 from .core.errors import InputError
+from .core.stores import check_replaceable
 
 SUFFIX = ".ome.zarr"
 SMALLEST = 256  # levels are added until the longest side is at most this
@@ -42,33 +45,31 @@ def check_target(path: Path) -> None:
     """Refuse a target that is not a new path or an earlier zarr result (never a user's other files)."""
     if not path.parent.is_dir():
         raise InputError(f"The output folder '{path.parent}' does not exist.")
-    if path.exists() and not (path.is_dir() and any((path / n).exists() for n in ("zarr.json", ".zgroup"))):
-        raise InputError(f"'{path}' exists and is not an OME-Zarr result; name a new path as out.")
+    check_replaceable(path, "ome")
 
 
-def axes_for(ndim: int) -> list[str]:
-    """OME-Zarr axis names, in the order on disk, of an RGB result with ``ndim`` axes (..., H, W, 3)."""
+def axes_for(ndim: int, lead=None) -> list[str]:
+    """OME-Zarr axis names, in the order on disk, of an RGB result with ``ndim`` axes (..., H, W, 3);
+    ``lead`` names its leading axes ("t", "z"; by default z, then t, innermost first)."""
+    return sorted(_memory_axes(ndim, lead), key="tczyx".index)
+
+
+def _memory_axes(ndim: int, lead=None) -> list[str]:
     n_lead = ndim - 3
     if n_lead > len(_LEAD_AXES):
         raise InputError(f"OME-Zarr output takes at most {len(_LEAD_AXES)} leading axes; got {n_lead}.")
-    return sorted(_memory_axes(ndim), key="tczyx".index)
-
-
-def _memory_axes(ndim: int) -> list[str]:
-    return list(reversed(_LEAD_AXES[: ndim - 3])) + ["y", "x", "c"]
-
-
-def _to_disk(ndim: int) -> tuple[int, ...]:
-    """The transposition from the in-memory layout (..., H, W, 3) to the axes on disk."""
-    mem = _memory_axes(ndim)
-    return tuple(mem.index(a) for a in axes_for(ndim))
+    if lead is None:
+        lead = list(reversed(_LEAD_AXES[:n_lead]))
+    if len(lead) != n_lead or len(set(lead)) != n_lead or not set(lead) <= set(_LEAD_AXES):
+        raise InputError(f"Leading axes must be {n_lead} distinct names of {', '.join(_LEAD_AXES)}; got {lead!r}.")
+    return list(lead) + ["y", "x", "c"]
 
 
 def check_scale(scale, n_axes: int) -> tuple[float, ...]:
     """Pixel sizes of the image's leading and spatial axes (napari's layer scale); ones when None."""
     if scale is None:
         return (1.0,) * n_axes
-    vals = tuple(float(v) for v in np.ravel(scale))
+    vals = tuple(float(v) if isinstance(v, numbers.Real) else np.nan for v in np.ravel(np.asarray(scale, object)))
     if len(vals) != n_axes or not all(np.isfinite(v) and v > 0 for v in vals):
         raise InputError(f"scale needs {n_axes} positive pixel sizes (leading axes, then rows, columns); "
                          f"got {scale!r}.")
@@ -93,7 +94,7 @@ def _halve(arr):
     return out
 
 
-def write(result, path, *, dtype=None, scale=None, units: str | None = None,
+def write(result, path, *, dtype=None, scale=None, units=None, lead_axes=None,
           chunk: int = 1024) -> Iterator[tuple[int, int]]:
     """Write lazy RGB ``result`` (..., H, W, 3) as a multiscale OME-Zarr at ``path``.
 
@@ -110,18 +111,22 @@ def write(result, path, *, dtype=None, scale=None, units: str | None = None,
         float32 (default), uint8 or uint16.
     scale : sequence of float, optional
         Pixel sizes of the leading and spatial axes (as napari's layer scale).
-    units : str, optional
-        Unit of the spatial pixel sizes, e.g. "micrometer".
+    units : str or dict, optional
+        Unit of the spatial pixel sizes, e.g. "micrometer", or a unit per axis name.
+    lead_axes : sequence of str, optional
+        Names of the leading axes, "t" or "z" (default: "z" for one, "t", "z" for two).
     """
     zarr = _import()
     path = Path(path)
     check_target(path)
-    dt = np.dtype(np.float32 if dtype is None else dtype)
-    if dt not in (np.float32, np.uint8, np.uint16):
-        raise InputError(f"OME-Zarr output dtype must be float32, uint8 or uint16; got {dt}.")
-    axes = axes_for(result.ndim)
+    dt = check_dtype("The OME-Zarr output dtype", np.float32 if dtype is None else dtype,
+                     (np.float32, np.uint8, np.uint16))
+    lead = None if lead_axes is None else list(lead_axes)
+    axes = axes_for(result.ndim, lead)
     sizes = check_scale(scale, result.ndim - 1)
-    return _write(zarr, result, path, dt, axes, sizes, units, chunk)
+    unit_map = units if isinstance(units, dict) else {a: units for a in ("y", "x")} if units else {}
+    unit_map = {a: u for a, u in unit_map.items() if a in axes and a != "c" and u}
+    return _write(zarr, result, path, dt, (axes, _memory_axes(result.ndim, lead)), sizes, unit_map or None, chunk)
 
 
 def _levels(shape) -> int:
@@ -152,11 +157,11 @@ def _write(zarr, result, path: Path, dt, axes, sizes, units, chunk):
     pieces = [(slice(r0, min(h, r0 + chunk)),) for r0 in range(0, h, chunk)] if not lead \
         else list(np.ndindex(*lead))
     total = write_steps(result.shape, chunk)
-    mem_axes = _memory_axes(result.ndim)
+    axes, mem_axes = axes
     size_of = dict(zip(mem_axes[:-1], sizes, strict=True))
     try:
         group = zarr.open_group(str(tmp), mode="w")
-        level = result.transpose(_to_disk(result.ndim))
+        level = result.transpose(tuple(mem_axes.index(a) for a in axes))
         datasets = []
         for i in range(levels):
             shape = dict(zip(axes, level.shape, strict=True))
@@ -179,8 +184,7 @@ def _write(zarr, result, path: Path, dt, axes, sizes, units, chunk):
                 if dt.kind != "f":
                     prev = prev.astype(np.float32) / float(np.iinfo(dt).max)
                 level = _halve(prev).rechunk(tuple(chunk if a in "yx" else 3 if a == "c" else 1 for a in axes))
-        unit_map = {a: units for a in ("y", "x")} if units else None
-        write_multiscales_metadata(group, datasets, axes=axes, axes_units=unit_map, name=path.name[: -len(SUFFIX)],
+        write_multiscales_metadata(group, datasets, axes=axes, axes_units=units, name=path.name[: -len(SUFFIX)],
                                    metadata={"omero": {"channels": [
                                        {"label": n, "color": c, "window": {"min": 0.0, "max": _peak(dt),
                                                                            "start": 0.0, "end": _peak(dt)}}
@@ -202,24 +206,40 @@ def open_ome(path, level: int = 0):
     import dask.array as da
 
     arr = da.from_zarr(str(Path(path) / str(level)))
-    return arr.transpose(tuple(np.argsort(_to_disk(arr.ndim))))
+    disk = _axis_names(_multiscales(Path(path))) or axes_for(arr.ndim)
+    mem = [a for a in disk if a not in "yxc"] + ["y", "x", "c"]
+    return arr.transpose(tuple(disk.index(a) for a in mem))
+
+
+def _multiscales(path: Path) -> dict:
+    import zarr
+
+    attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    return (attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales") or [{}])[0]
+
+
+def _axis_names(ms: dict) -> list[str]:
+    return [a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])]
 
 
 def read_input(src: str | os.PathLike, max_pixels: int):
-    """An input of the command line as an array, and its pixel sizes where it has them.
+    """An input of the command line as an array, and what it says of its axes.
 
-    OME-Zarr images give their full-resolution level (lazily) and its scale, a size-1 channel axis
-    dropped and three channels moved last (RGB); other zarr arrays are read lazily, image files
-    whole (:func:`napari_colorize.batch.files.read_image`).
+    Returns ``(array, scale, lead_axes, units)``: OME-Zarr images give their full-resolution level
+    (lazily) with its pixel sizes, the names of its leading axes where they are t or z, and its
+    units; a size-1 channel axis is dropped and three channels moved last (RGB). Other zarr arrays
+    are read lazily, image files whole (:func:`napari_colorize.batch.files.read_image`), with None
+    for the rest.
     """
     import dask.array as da
 
-    from .batch.files import is_zarr, read_image
+    from .batch.files import read_image
+    from .batch.paths import is_zarr
     from .core.data import check_pixels
 
     path = Path(src)
     if not is_zarr(path):
-        return read_image(path, max_pixels), None
+        return read_image(path, max_pixels), None, None, None
     import zarr
 
     node = zarr.open(str(path), mode="r")
@@ -230,10 +250,11 @@ def read_input(src: str | os.PathLike, max_pixels: int):
         if arr is None:
             raise InputError(f"'{path}' is a zarr group without multiscales metadata; name one of its arrays.")
         check_pixels(*arr.shape[-2:], path, max_pixels)
-        return arr, None
+        return arr, None, None, None
     first = ms[0]["datasets"][0]
     arr = da.from_zarr(node[first["path"]])
-    axes = [a["name"] if isinstance(a, dict) else a for a in ms[0].get("axes", [])] or list("tczyx"[-arr.ndim:])
+    axes = _axis_names(ms[0]) or list("tczyx"[-arr.ndim:])
+    units = {a["name"]: a["unit"] for a in ms[0].get("axes", []) if isinstance(a, dict) and a.get("unit")}
     scale = next((t["scale"] for t in first.get("coordinateTransformations", []) if t.get("type") == "scale"),
                  [1.0] * arr.ndim)
     if "c" in axes:
@@ -247,22 +268,29 @@ def read_input(src: str | os.PathLike, max_pixels: int):
             raise InputError(f"'{path}' has {arr.shape[c]} channels; expected 1 (gray) or 3 (RGB).")
         scale = [scale[i] for i in keep]
     check_pixels(*(arr.shape[-3:-1] if arr.shape[-1] == 3 and "c" in axes else arr.shape[-2:]), path, max_pixels)
-    return arr, [float(v) for v in scale]
+    lead = [a for a in axes if a != "c"][:-2]
+    ok = len(set(lead)) == len(lead) <= len(_LEAD_AXES) and set(lead) <= set(_LEAD_AXES)
+    return arr, [float(v) for v in scale], (lead if ok else None), (units or None)
 
 
 def colorize_task(job: int, src: str, dst: str, model, temperature, max_pixels: int):
     """Batch task: colorize one input into a uint8 OME-Zarr ``dst``; returns ``(job, error or None)``."""
     import dask
+    import dask.array as da
 
     from .api import colorize
     from .batch.runner import OutputError, describe
+    from .core.gen import drain
 
     try:
-        image, scale = read_input(src, max_pixels)
+        image, scale, lead, units = read_input(src, max_pixels)
         if image.ndim == 3 and image.shape[-1] == 4:
             image = image[..., :3]  # alpha does not carry luminance
         with dask.config.set(scheduler="threads"):  # chunks of this one input on this worker's threads
-            colorize(image, model=model, temperature=temperature, out=dst, dtype="uint8", scale=scale)
+            # lazily, so that the writer keeps the input's axis names and units
+            res = colorize(image if hasattr(image, "dask") else da.from_array(image, chunks=-1), model=model,
+                           temperature=temperature)
+            drain(write(res, dst, dtype="uint8", scale=scale, units=units, lead_axes=lead))
     except OSError as exc:
         raise OutputError(f"Cannot write '{dst}': {exc.strerror or exc}.") from None
     except Exception as exc:  # noqa: BLE001 - one bad input must not end a batch

@@ -163,3 +163,15 @@ def test_a_camera_portrait_is_read_and_written_the_way_up_it_is_seen(tmp_path):
     assert main(["colorize", str(tmp_path / "portrait.jpg"), "-o", str(tmp_path / "out.png")]) == 0
     out = read_image(tmp_path / "out.png")
     assert out.shape == (32, 24, 3) and out[:4].mean() > 200
+
+
+@pytest.mark.parametrize("lead", [(), (2,)])
+def test_color_stored_plane_by_plane_in_a_tiff_is_one_color_image(tmp_path, lead):
+    import tifffile
+
+    rgb = np.random.default_rng(0).integers(0, 255, lead + (24, 32, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, -1, -3), photometric="rgb", planarconfig="separate")
+    tifffile.imwrite(tmp_path / "gray.tif", rgb[..., 0].reshape(-1, 24, 32)[:1].repeat(3, 0),
+                     photometric="minisblack")  # three gray pages stay a stack
+    np.testing.assert_array_equal(read_image(tmp_path / "planar.tif"), rgb)
+    assert read_image(tmp_path / "gray.tif").shape == (3, 24, 32)

@@ -112,6 +112,37 @@ def test_a_named_output_file_that_exists_is_an_error_not_a_skip(tmp_path, capsys
     assert "would replace the input" in capsys.readouterr().err
 
 
+def test_a_stack_for_a_png_output_fails_without_writing_another_name(tmp_path, capsys):
+    import tifffile
+
+    stack = np.random.default_rng(0).integers(0, 255, (3, 32, 48), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
+    (tmp_path / "res.tif").write_bytes(b"mine")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for out in ("stack.png", "res.png"):  # the .tif beside the named .png is the input, or a user's file
+        assert main(["colorize", str(tmp_path / "stack.tif"), "-o", str(tmp_path / out), "--overwrite"]) == 2
+        assert "a stack of 3 images does not fit a .png file" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_overwrite_replaces_only_an_earlier_result_of_the_same_kind(tmp_path, capsys):
+    zarr = pytest.importorskip("zarr")
+    src = tmp_path / "in.zarr"
+    zarr.open_array(store=str(src), mode="w", shape=(32, 48), dtype=np.uint8)[:] = 9
+    plain, group = tmp_path / "plain.zarr", tmp_path / "group.zarr"
+    plain.mkdir()
+    (plain / "keep.txt").write_text("mine")
+    zarr.open_group(str(group), mode="w").create_array("raw", shape=(4,), dtype=np.uint8)[:] = 5
+    for out, what in ((plain, "is a folder"), (group, "is a zarr group")):
+        assert main(["colorize", str(src), "-o", str(out), "--overwrite"]) == 2
+        assert f"{what}, not a zarr array: it is never replaced" in capsys.readouterr().err
+    assert (plain / "keep.txt").read_text() == "mine"
+    assert list(zarr.open_group(str(group), mode="r")["raw"][:]) == [5] * 4
+    assert main(["colorize", str(src), "-o", str(tmp_path / "res.zarr")]) == 0
+    assert main(["colorize", str(src), "-o", str(tmp_path / "res.zarr"), "--overwrite"]) == 0  # its own result
+    assert zarr.open_array(str(tmp_path / "res.zarr"), mode="r").shape == (32, 48, 3)
+
+
 def test_inputs_sharing_a_name_are_named_in_the_error(tmp_path, capsys):
     a, b = _images(tmp_path / "a", 1), _images(tmp_path / "b", 1)
     assert main(["colorize", str(a / "img00.png"), str(b / "img00.png"), "-o", str(tmp_path / "out")]) == 2

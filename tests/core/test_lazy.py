@@ -126,7 +126,7 @@ def test_ome_zarr_round_trip_keeps_levels_and_pixel_sizes(tiny, plane, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.ome.zarr"]  # no temporaries left
     # a path the user did not give to results is never replaced
     (tmp_path / "notes.ome.zarr").write_text("mine")
-    with pytest.raises(InputError, match="not an OME-Zarr result"):
+    with pytest.raises(InputError, match="is a file, not an OME-Zarr image"):
         colorize(plane, model=tiny, out=str(tmp_path / "notes.ome.zarr"))
     assert (tmp_path / "notes.ome.zarr").read_text() == "mine"
     with pytest.raises(InputError, match="pixel sizes"):
@@ -184,3 +184,12 @@ def test_ome_zarr_progress_is_one_count_over_global_pass_and_writing(tiny, plane
     writing = write_steps(shape + (3,))
     # a plane's tiled global pass runs first and counts too; a stack's runs as its planes are written
     assert len(seen) > writing if len(shape) == 2 else len(seen) == writing
+
+
+def test_an_ome_zarr_of_a_pyramid_level_gets_that_levels_pixel_size(tiny, plane, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("ome_zarr")
+    pyramid = [plane, plane[::2, ::2]]
+    colorize(pyramid, model=tiny, level=1, out=str(tmp_path / "l1.ome.zarr"), scale=(0.25, 0.5))
+    ms = dict(zarr.open_group(str(tmp_path / "l1.ome.zarr"), mode="r").attrs)["ome"]["multiscales"][0]
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 0.5, 1.0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -19,12 +18,13 @@ from ..core.arrays import check_number
 from ..core.atomic import atomic_write, clean_stale, remove, temp_path
 from ..core.data import MAX_PIXELS, check_pixels, open_pil
 from ..core.errors import ColorizeError, InputError
+from ..core.stores import output_problem
+from .paths import WRITE_SUFFIXES, expand_inputs, is_zarr, output_paths
 from .runner import (
     MODEL,
     Job,
     describe,
     finish_zarr,
-    name_problem,
     plan_zarr,
     refuse_overwriting_inputs,
     summary,
@@ -36,11 +36,6 @@ from .runner import connect as _connect
 from .runner import run_distributed as _run_distributed
 from .runner import run_in_thread as _run_in_thread
 from .runner import run_local as _run_local
-
-READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-WRITE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-# an output with one of these suffixes names a file, never a folder to create
-IMAGE_SUFFIXES = (*READ_SUFFIXES, ".gif", ".webp", ".jp2", ".ppm", ".pgm", ".heic")
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -57,7 +52,10 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
             with tifffile.TiffFile(path) as tif:
                 page = tif.series[0].keyframe  # what asarray() reads, as tifffile.imread does
                 check_pixels(page.imagelength, page.imagewidth, path, max_pixels)
-                return tif.asarray()
+                arr = tif.asarray()
+                # color stored plane by plane is one image (..., 3, H, W), not a stack of 3 grays
+                planar = page.photometric == tifffile.PHOTOMETRIC.RGB and page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
+                return np.moveaxis(arr, -3, -1) if planar and arr.ndim >= 3 else arr
         from PIL import ImageOps
 
         with open_pil(path, path, max_pixels) as im:
@@ -98,86 +96,6 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
             )
 
     atomic_write(path, write)
-
-
-def is_zarr(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a zarr array or group (a ``.zarr`` folder or one with zarr metadata)."""
-    p = Path(path)
-    if p.suffix.lower() == ".zarr":
-        return True
-    return p.is_dir() and any((p / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
-
-
-OUTPUT_NAME = re.compile(r".+_colorized\.(png|tif|zarr|ome\.zarr)\Z")
-"""Names :func:`output_paths` gives in an output folder; such files found there are never inputs."""
-
-
-def expand_inputs(inputs: list[str], output: str | os.PathLike | None = None) -> list[Path]:
-    """Image files and zarr arrays named, or image files inside the folders named, in a stable order.
-
-    In folders, hidden files (temporaries, macOS ``._`` forks) are left out, and so are earlier
-    outputs: files named like :data:`OUTPUT_NAME` in the folder ``output``, so that a rerun into an
-    input folder does not colorize its own results again.
-    """
-    out_dir = Path(output).resolve() if output is not None else None
-
-    def wanted(f: Path) -> bool:
-        if f.name.startswith(".") or f.suffix.lower() not in READ_SUFFIXES or not f.is_file():
-            return False
-        return not (out_dir is not None and OUTPUT_NAME.match(f.name) and f.parent.resolve() == out_dir)
-
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if is_zarr(p) and p.exists():
-            files.append(p)
-        elif p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if wanted(f)))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise InputError(f"No such file or folder: {p}")
-    if not files:
-        raise InputError("No image files (PNG, TIFF, JPEG) found in the inputs.")
-    return files
-
-
-def output_paths(files: list[Path], output: str, fmt: str = "auto") -> list[Path]:
-    """Where each input's result goes.
-
-    ``output`` itself for a single input whose suffix fits (an image suffix, or ``.zarr`` for a
-    zarr input), else ``output/<stem>_colorized<suffix>``: TIFF stays TIFF, zarr stays zarr, the
-    rest become PNG. ``fmt="ome-zarr"`` makes every output ``<stem>_colorized.ome.zarr``.
-    """
-    out = Path(output)
-    suffix = out.suffix.lower()
-    # an image suffix names a file (an existing folder of that name stays a folder)
-    if suffix in IMAGE_SUFFIXES and not out.is_dir():
-        if fmt == "ome-zarr":
-            raise InputError(f"OME-Zarr outputs go to a folder or a name ending in .ome.zarr, not '{out}'.")
-        if suffix not in WRITE_SUFFIXES:
-            raise InputError(f"Unsupported output type '{suffix}'; use one of {', '.join(WRITE_SUFFIXES)}.")
-        if len(files) > 1:
-            raise InputError(f"{len(files)} inputs need an output folder, not the file name '{out}'.")
-    if fmt == "ome-zarr":
-        if len(files) == 1 and out.name.lower().endswith(".ome.zarr"):
-            return [out]
-        return [out / f"{f.name.split('.')[0]}_colorized.ome.zarr" for f in files]
-    zarr_out = suffix == ".zarr"
-    if zarr_out and (len(files) > 1 or not is_zarr(files[0])):
-        raise InputError(f"'{out}' takes one zarr input; give several inputs an output folder.")
-    if len(files) == 1 and ((suffix in WRITE_SUFFIXES and not out.is_dir()) or zarr_out):
-        if is_zarr(files[0]) and not zarr_out:
-            raise InputError(f"A zarr input needs a .zarr output or a folder, not '{out}'.")
-        return [out]
-    paths = []
-    for f in files:
-        if is_zarr(f):
-            kind = ".zarr"
-        else:
-            kind = ".tif" if f.suffix.lower() in (".tif", ".tiff") else ".png"
-        paths.append(out / f"{f.stem}_colorized{kind}")
-    return paths
 
 
 def check_writable(folder: Path) -> None:
@@ -229,8 +147,8 @@ def colorize_file_task(job: int, src: str, dst: str, model, temperature,
     except Exception as exc:  # noqa: BLE001 - one bad input must not end a batch of thousands
         return job, describe(exc)
     out = Path(dst)
-    if rgb.ndim > 3 and out.suffix.lower() not in (".tif", ".tiff"):
-        out = out.with_suffix(".tif")
+    if rgb.ndim > 3 and out.suffix.lower() not in (".tif", ".tiff"):  # never another name than the one planned
+        return job, f"a stack of {int(np.prod(rgb.shape[:-3]))} images does not fit a {out.suffix} file; name a .tif output"
     try:
         write_image(out, rgb)
     except OSError as exc:
@@ -270,7 +188,8 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
         Inputs with more pixels per plane (height x width) fail without being decoded; 0: no limit.
     fmt : {"auto", "ome-zarr"}
         "ome-zarr" writes each input as a uint8 multiscale OME-Zarr (one task an input, chunk by
-        chunk), keeping an OME-Zarr input's pixel sizes.
+        chunk), keeping an OME-Zarr input's pixel sizes. "auto" does so for OME-Zarr inputs and
+        outputs named ``.ome.zarr``.
 
     Returns
     -------
@@ -316,12 +235,7 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
     jobs = [Job(s, d) for s, d in zip(files, targets)]
     todo, refused = [], []
     for key, job in enumerate(jobs):
-        job.error = name_problem(job.dst)
-        if job.error is None:
-            try:
-                exists = job.dst.exists()
-            except OSError as exc:
-                job.error = f"cannot look for the output '{job.dst}': {exc.strerror or exc}"
+        job.error, exists = output_problem(job.dst, overwrite)
         if job.error is not None:
             refused.append(job)  # this input fails, the others go on
         elif overwrite or not exists:
@@ -363,7 +277,7 @@ def colorize_files(inputs: list[str], output: str, *, model=None, temperature=No
         tasks = []
         for key in todo:
             job = jobs[key]
-            if fmt == "ome-zarr":
+            if job.dst.name.lower().endswith(".ome.zarr"):
                 from ..omezarr import colorize_task
 
                 planned = [(colorize_task, key, str(job.src), str(job.dst), MODEL, temperature, max_pixels)]

@@ -8,7 +8,6 @@ files, and the file task, are in :mod:`napari_colorize.batch.files`.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -59,24 +58,6 @@ def refuse_overwriting_inputs(files: list[Path], targets: list[Path]) -> None:
         if same is not None:
             raise InputError(f"The output '{t}' would replace the input '{same}'; choose another output "
                              "(--overwrite never replaces an input).")
-
-
-def name_problem(dst: Path) -> str | None:
-    """Why the file system cannot hold ``dst`` (a name or path too long), else None."""
-
-    def limit(name: str, default: int) -> int:
-        try:
-            return os.pathconf(dst.parent, name)
-        except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or no such limit
-            return default
-
-    n, name_max = len(os.fsencode(dst.name)), limit("PC_NAME_MAX", 255)
-    if n > name_max:
-        return f"the output name is {n} bytes, longer than the file system allows ({name_max})"
-    n, path_max = len(os.fsencode(str(dst))), limit("PC_PATH_MAX", 4096)
-    if n >= path_max:
-        return f"the output path is {n} bytes, longer than the file system allows ({path_max - 1})"
-    return None
 
 
 # -- zarr: one task per plane, written into a temporary array renamed into place when complete ---------

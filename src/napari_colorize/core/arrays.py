@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from .errors import InputError
 
 
@@ -15,11 +17,21 @@ def is_dask(data) -> bool:
 
 def check_finite(values, what: str = "image") -> None:
     """Raise :class:`InputError` if a float array (numpy) holds NaN or infinite values."""
-    import numpy as np
-
     arr = np.asarray(values)
     if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
         raise InputError(f"The {what} contains NaN or infinite values; replace them first.")
+
+
+def check_dtype(name: str, dtype, allowed) -> np.dtype:
+    """``dtype`` as a numpy dtype among ``allowed``, or an InputError naming ``name``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or not any(dt == np.dtype(a) for a in allowed):  # None would compare equal to float64
+        names = ", ".join(np.dtype(a).name for a in allowed)
+        raise InputError(f"{name} must be one of {names}; got {dtype!r}.")
+    return dt
 
 
 def check_number(name: str, value, lo: float, hi: float, *, integer: bool = False,

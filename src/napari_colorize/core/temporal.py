@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 import torch.nn.functional as F
 
@@ -16,9 +19,11 @@ def check_temporal(temporal) -> float:
 
     if temporal is None or temporal is False:
         return 0.0
-    a = 0.5 if temporal is True else float(temporal)
+    ok = temporal is True or (isinstance(temporal, numbers.Real) and not isinstance(temporal, bool))
+    a = 0.5 if temporal is True else float(temporal) if ok else math.nan
     if not 0.0 <= a < 1.0:
-        raise InputError(f"temporal must be in [0, 1) (0: off, 0.5: typical); got {temporal}.")
+        raise InputError(f"temporal must be True, False or a number in [0, 1) (0: off, 0.5: typical); "
+                         f"got {temporal!r}.")
     return a
 
 

@@ -73,13 +73,13 @@ def tile_geometry(model: Colorizer, tile: int | None = DEFAULT_TILE, blend: int 
     radius = int(math.ceil((receptive_radius(model) + 1) / 8)) * 8
     blend = int(math.ceil(blend / 8)) * 8
     margin = radius + blend
+    smallest = 2 * radius + blend + 64
     if tile is not None:
         tile = int(tile)
-        smallest = 2 * radius + blend + 64
         if tile < smallest or tile % 8:
             raise InputError(f"tile must be a multiple of 8 and at least {smallest} (the network's "
                              f"receptive field); got {tile}.")
-    return {"tile": tile, "radius": radius, "blend": blend, "margin": margin,
+    return {"tile": tile, "radius": radius, "blend": blend, "margin": margin, "smallest": smallest,
             "step": None if tile is None else tile - 2 * radius - blend}
 
 

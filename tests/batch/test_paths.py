@@ -1,0 +1,79 @@
+"""Where batch results go: one rule per kind of input and output name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from napari_colorize.batch.paths import output_paths
+from napari_colorize.cli import main
+from napari_colorize.core.errors import InputError
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("ome_zarr")
+    from ome_zarr.writer import write_image
+
+    g = np.random.default_rng(0).integers(0, 255, (2, 32, 40), dtype=np.uint8)
+    write_image(g, zarr.open_group(str(tmp_path / "cells.ome.zarr"), mode="w"), axes="zyx", scale_factors=[])
+    zarr.open_array(store=str(tmp_path / "plain.zarr"), mode="w", shape=g.shape[1:], dtype=np.uint8)[:] = g[0]
+    for name in ("scan.v1.png", "scan.v2.png"):
+        Image.fromarray(g[0]).save(tmp_path / name)
+    return tmp_path
+
+
+def test_each_kind_of_input_keeps_its_kind_and_its_whole_stem(inputs):
+    files = [inputs / n for n in ("cells.ome.zarr", "plain.zarr", "scan.v1.png", "scan.v2.png")]
+    out = inputs / "out"
+    assert [p.name for p in output_paths(files, str(out))] == [
+        "cells_colorized.ome.zarr", "plain_colorized.zarr", "scan.v1_colorized.png", "scan.v2_colorized.png"]
+    assert [p.name for p in output_paths(files, str(out), "ome-zarr")] == [
+        "cells_colorized.ome.zarr", "plain_colorized.ome.zarr", "scan.v1_colorized.ome.zarr",
+        "scan.v2_colorized.ome.zarr"]
+    # any single input may be named into an OME-Zarr image
+    for f in files:
+        assert output_paths([f], str(inputs / "x.ome.zarr")) == [inputs / "x.ome.zarr"]
+
+
+@pytest.mark.parametrize("names, out, fmt, why", [
+    (["scan.v1.png", "scan.v2.png"], "two.ome.zarr", "ome-zarr", "2 inputs need an output folder"),
+    (["scan.v1.png"], "g.zarr", "auto", "'scan.v1.png' is an image file"),
+    (["cells.ome.zarr"], "q.zarr", "auto", "name ending in .ome.zarr"),
+    (["scan.v1.png"], "q.zarr", "ome-zarr", "name ending in .ome.zarr"),
+    (["plain.zarr"], "p.png", "auto", "A zarr input needs a .zarr output"),
+])
+def test_output_names_that_do_not_fit_are_one_clear_error(inputs, names, out, fmt, why):
+    with pytest.raises(InputError, match=why):
+        output_paths([inputs / n for n in names], str(inputs / out), fmt)
+
+
+def test_an_ome_zarr_input_gives_an_ome_zarr_result_by_default(inputs, capsys):
+    import zarr
+
+    assert main(["colorize", str(inputs / "cells.ome.zarr"), "-o", str(inputs / "out")]) == 0
+    group = zarr.open_group(str(inputs / "out" / "cells_colorized.ome.zarr"), mode="r")
+    ms = dict(group.attrs)["ome"]["multiscales"][0]
+    assert [a["name"] for a in ms["axes"]] == ["c", "z", "y", "x"] and group["0"].shape == (3, 2, 32, 40)
+
+
+def test_an_ome_zarr_inputs_time_axis_units_and_sizes_are_kept(tmp_path):
+    import dask.array as da
+    import zarr
+
+    from napari_colorize.core.gen import drain
+    from napari_colorize.omezarr import open_ome, write
+
+    rgb = np.random.default_rng(0).random((2, 40, 48, 3)).astype(np.float32)
+    units = {"t": "second", "y": "micrometer", "x": "micrometer"}
+    drain(write(da.from_array(rgb), tmp_path / "movie.ome.zarr", scale=(10, 0.5, 0.5), lead_axes=["t"], units=units))
+    np.testing.assert_allclose(open_ome(tmp_path / "movie.ome.zarr").compute(), rgb)  # read back as written
+    assert main(["colorize", str(tmp_path / "movie.ome.zarr"), "-o", str(tmp_path / "out")]) == 0
+    res = tmp_path / "out" / "movie_colorized.ome.zarr"
+    ms = dict(zarr.open_group(str(res), mode="r").attrs)["ome"]["multiscales"][0]
+    assert [(a["name"], a["type"], a.get("unit")) for a in ms["axes"]] == [
+        ("t", "time", "second"), ("c", "channel", None), ("y", "space", "micrometer"), ("x", "space", "micrometer")]
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [10.0, 1.0, 0.5, 0.5]
+    assert open_ome(res).shape == rgb.shape
