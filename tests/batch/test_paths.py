@@ -77,3 +77,22 @@ def test_an_ome_zarr_inputs_time_axis_units_and_sizes_are_kept(tmp_path):
         ("t", "time", "second"), ("c", "channel", None), ("y", "space", "micrometer"), ("x", "space", "micrometer")]
     assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [10.0, 1.0, 0.5, 0.5]
     assert open_ome(res).shape == rgb.shape
+
+
+def test_zarr_stores_in_an_input_folder_are_inputs_and_never_walked_into(inputs, tmp_path):
+    import shutil
+
+    from napari_colorize.batch.paths import expand_inputs
+
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copytree(inputs / "plain.zarr", folder / "sub" / "plain.zarr")
+    shutil.copytree(inputs / "cells.ome.zarr", folder / "cells.ome.zarr")
+    shutil.copy(inputs / "scan.v1.png", folder / "sub" / "plain.zarr" / "stray.png")  # inside a store
+    shutil.copy(inputs / "scan.v1.png", folder / "scan.v1.png")
+    found = [p.relative_to(folder).as_posix() for p in expand_inputs([str(folder)])]
+    assert found == ["cells.ome.zarr", "scan.v1.png", "sub/plain.zarr"]
+    assert main(["colorize", str(folder), "-o", str(folder)]) == 0
+    assert sorted(p.name for p in folder.iterdir() if "_colorized" in p.name) == [
+        "cells_colorized.ome.zarr", "plain_colorized.zarr", "scan.v1_colorized.png"]
+    assert [p.relative_to(folder).as_posix() for p in expand_inputs([str(folder)], str(folder))] == found

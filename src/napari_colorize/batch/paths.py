@@ -28,17 +28,29 @@ OUTPUT_NAME = re.compile(r".+_colorized\.(png|tif|zarr|ome\.zarr)\Z")
 """Names :func:`output_paths` gives in an output folder; such files found there are never inputs."""
 
 
+def _walk(top: Path) -> list[Path]:
+    """Files under ``top``, and its zarr stores as single entries (never walked into)."""
+    found = []
+    for root, dirs, files in os.walk(top):
+        r = Path(root)
+        stores = {d for d in dirs if is_zarr(r / d)}
+        dirs[:] = [d for d in dirs if d not in stores]
+        found += [r / d for d in stores] + [r / f for f in files]
+    return found
+
+
 def expand_inputs(inputs: list[str], output: str | os.PathLike | None = None) -> list[Path]:
-    """Image files and zarr arrays named, or image files inside the folders named, in a stable order.
+    """Image files and zarr stores named, or inside the folders named, in a stable order.
 
     In folders, hidden files (temporaries, macOS ``._`` forks) are left out, and so are earlier
     outputs: files named like :data:`OUTPUT_NAME` in the folder ``output``, so that a rerun into an
-    input folder does not colorize its own results again.
+    input folder does not colorize its own results again. A ``.zarr`` folder found there is one
+    input (what is inside it is not).
     """
     out_dir = Path(output).resolve() if output is not None else None
 
     def wanted(f: Path) -> bool:
-        if f.name.startswith(".") or f.suffix.lower() not in READ_SUFFIXES or not f.is_file():
+        if f.name.startswith(".") or not (is_zarr(f) or f.suffix.lower() in READ_SUFFIXES):
             return False
         return not (out_dir is not None and OUTPUT_NAME.match(f.name) and f.parent.resolve() == out_dir)
 
@@ -48,7 +60,7 @@ def expand_inputs(inputs: list[str], output: str | os.PathLike | None = None) ->
         if is_zarr(p) and p.exists():
             files.append(p)
         elif p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if wanted(f)))
+            files.extend(sorted(f for f in _walk(p) if wanted(f)))
         elif p.is_file():
             files.append(p)
         else:
