@@ -175,3 +175,18 @@ def test_color_stored_plane_by_plane_in_a_tiff_is_one_color_image(tmp_path, lead
                      photometric="minisblack")  # three gray pages stay a stack
     np.testing.assert_array_equal(read_image(tmp_path / "planar.tif"), rgb)
     assert read_image(tmp_path / "gray.tif").shape == (3, 24, 32)
+
+
+def test_a_tiffs_pixel_size_tags_stay_with_its_result(tmp_path):
+    import tifffile
+
+    stack = np.random.default_rng(0).integers(0, 255, (2, 24, 32), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "cal.tif", stack, photometric="minisblack", resolution=(4.0, 2.5),
+                     resolutionunit="CENTIMETER")
+    tifffile.imwrite(tmp_path / "plain.tif", stack[0], photometric="minisblack")
+    assert main(["colorize", str(tmp_path / "cal.tif"), str(tmp_path / "plain.tif"), "-o", str(tmp_path / "o")]) == 0
+    with tifffile.TiffFile(tmp_path / "o" / "cal_colorized.tif") as tif:
+        assert tif.pages.first.resolution == (4.0, 2.5) and tif.pages.first.resolutionunit == 3
+        assert tif.series[0].shape == (2, 24, 32, 3)
+    with tifffile.TiffFile(tmp_path / "o" / "plain_colorized.tif") as tif:
+        assert tif.pages.first.resolution == (1.0, 1.0)  # tifffile's default where the input had none

@@ -72,8 +72,28 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
         raise InputError(f"Cannot read image '{path}': {exc}") from None
 
 
-def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
-    """Write float RGB in [0, 1] atomically: uint8 for PNG/JPEG, uint16 for TIFF."""
+def tiff_resolution(path: str | os.PathLike) -> dict:
+    """A TIFF's pixel size tags (``resolution``, ``resolutionunit``) as ``tifffile.imwrite`` takes
+    them, or {} where it has none (or is not a TIFF)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return {}
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            tags = page.tags
+            if "XResolution" not in tags or "YResolution" not in tags:
+                return {}
+            return {"resolution": page.resolution, "resolutionunit": page.resolutionunit}
+    except (OSError, ValueError, tifffile.TiffFileError):
+        return {}
+
+
+def write_image(path: str | os.PathLike, rgb: np.ndarray, resolution: dict | None = None) -> None:
+    """Write float RGB in [0, 1] atomically: uint8 for PNG/JPEG, uint16 for TIFF (with the pixel
+    size tags of :func:`tiff_resolution` when given)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in WRITE_SUFFIXES:
@@ -86,7 +106,8 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
         if suffix in (".tif", ".tiff"):
             import tifffile
 
-            tifffile.imwrite(tmp, (np.clip(rgb, 0, 1) * 65535 + 0.5).astype(np.uint16), photometric="rgb")
+            tifffile.imwrite(tmp, (np.clip(rgb, 0, 1) * 65535 + 0.5).astype(np.uint16), photometric="rgb",
+                             **(resolution or {}))
         else:
             from PIL import Image
 
@@ -150,7 +171,7 @@ def colorize_file_task(job: int, src: str, dst: str, model, temperature,
     if rgb.ndim > 3 and out.suffix.lower() not in (".tif", ".tiff"):  # never another name than the one planned
         return job, f"a stack of {int(np.prod(rgb.shape[:-3]))} images does not fit a {out.suffix} file; name a .tif output"
     try:
-        write_image(out, rgb)
+        write_image(out, rgb, tiff_resolution(src))  # a microscope's pixel size stays with the image
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:  # this output's name, not the disk: the others can go on
             return job, f"Cannot write '{out}': {exc.strerror}."
