@@ -162,3 +162,25 @@ def test_resume_from_damaged_files_is_a_message(model, tmp_path, damage, one_thr
     with pytest.raises(InputError, match="(?i)resume"):
         FinetuneRun(imgs, model=model, settings=FinetuneSettings(steps=4, batch_size=2, crop=32),
                     checkpoint_dir=ckpt, resume=True)
+
+
+def test_arguments_that_would_do_nothing_say_so(gray, tmp_path):
+    with pytest.warns(UserWarning, match="scale is kept only in an OME-Zarr out"):
+        colorize(gray, scale=(0.5, 0.5))
+    with pytest.warns(UserWarning, match="a single image is not smoothed"):
+        colorize(gray, temporal=0.5)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        colorize(np.stack([gray, gray]), temporal=0.5)  # a stack is smoothed: nothing to say
+
+
+def test_an_ome_zarr_out_with_too_many_axes_fails_before_any_work(gray, tmp_path, monkeypatch):
+    pytest.importorskip("ome_zarr")
+    import napari_colorize.api as api
+
+    monkeypatch.setattr(api, "iter_colorize_dask", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(InputError, match="at most 2 leading axes"):
+        colorize(np.broadcast_to(gray, (2, 2, 2) + gray.shape), out=str(tmp_path / "x.ome.zarr"))
+    assert not list(tmp_path.iterdir())

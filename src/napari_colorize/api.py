@@ -6,12 +6,10 @@ import numbers
 import os
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-from .core.arrays import check_dtype, check_finite, check_number, is_dask
-from .core.atomic import clean_stale, commit, remove, temp_path
+from .core.arrays import check_finite, check_number, is_dask
 from .core.errors import InputError
 from .core.gen import drain
 from .core.hints import check_hints, float_array
@@ -20,11 +18,12 @@ from .core.lazy import iter_colorize_dask
 from .core.modelfile import Colorizer, load
 from .core.planes import check_image
 from .core.reference import with_reference
-from .core.stores import check_replaceable, refuse_replacing_source
+from .core.stores import refuse_replacing_source
 from .core.temporal import check_temporal
 from .core.tiling import DEFAULT_TILE, array_writer, auto_downsample, iter_tiled, tile_geometry
-from .omezarr import is_ome_path, open_ome, write_steps
+from .omezarr import axes_for, is_ome_path, open_ome, write_steps
 from .omezarr import write as write_ome
+from .outputs import Output
 
 
 def load_model(name_or_path: str | os.PathLike | None = None) -> Colorizer:
@@ -199,8 +198,16 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
         tile_geometry(m, tile_px)  # a bad tile size fails before anything is written
     if isinstance(out, (str, os.PathLike)):
         refuse_replacing_source(image, out)
+        if is_ome_path(out):
+            axes_for(len(lead_shape) + 3)  # too many leading axes fail before any work
     elif out is not None and isinstance(image, np.ndarray) and np.may_share_memory(out, image):
         raise InputError("out shares memory with the input image; pass a separate array.")
+    # arguments that would do nothing say so rather than pass unnoticed
+    if scale is not None and not is_ome_path(out):
+        warnings.warn("scale is kept only in an OME-Zarr out (a path ending in .ome.zarr); ignored.", stacklevel=3)
+    if alpha and not lead_shape:
+        warnings.warn("temporal smoothing works across the planes of a stack; a single image is not smoothed.",
+                      stacklevel=3)
 
     def plane_hints(index: tuple[int, ...]):
         if pts is None:
@@ -245,7 +252,7 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
 
     if isinstance(image, np.ndarray) and not isinstance(image, np.memmap):
         check_finite(image)
-    target = _Output(out, out_shape, dtype)
+    target = Output(out, out_shape, dtype)
     try:
         n_planes = int(np.prod(lead_shape))
         rows_per_plane = _rows_per_plane(m, spatial, k, tile_px) if tiled else 1
@@ -292,83 +299,6 @@ def _rows_per_plane(m: Colorizer, spatial, k: int, tile: int) -> int:
     from .core.tiling import tiled_steps
 
     return tiled_steps(m, spatial, k, tile)
-
-
-class _Output:
-    """The array results go to: in memory, a user's array, or a new file moved into place at the end."""
-
-    def __init__(self, out, shape: tuple, dtype):
-        self.path = self.tmp = None
-        dt = check_dtype("The output dtype", np.float32 if dtype is None else dtype,
-                         (np.float32, np.float64, np.uint8, np.uint16))
-        if out is None:
-            self.array = np.empty(shape, dt)
-        elif isinstance(out, (str, os.PathLike)):
-            self.path = Path(out)
-            suffix = self.path.suffix.lower()
-            if suffix not in (".npy", ".zarr", ".tif", ".tiff"):
-                raise InputError(f"Output files must end in .npy, .zarr, .tif or .tiff; got '{self.path.name}'.")
-            if not self.path.parent.is_dir():
-                raise InputError(f"The output folder '{self.path.parent}' does not exist.")
-            if suffix == ".zarr":
-                check_replaceable(self.path, "array")
-            elif self.path.is_dir():
-                raise InputError(f"'{self.path}' is an existing folder; name a new file as out.")
-            clean_stale(self.path.parent)
-            self.tmp = temp_path(self.path)
-            self.array = _create(self.tmp, suffix, shape, dt)
-        else:
-            if tuple(getattr(out, "shape", ())) != tuple(shape):
-                raise InputError(f"out has shape {tuple(getattr(out, 'shape', ()))}; the result needs {shape}.")
-            odt = np.dtype(getattr(out, "dtype", None))
-            if odt not in (np.float32, np.float64, np.uint8, np.uint16):
-                raise InputError(f"out must be a float32, float64, uint8 or uint16 array; got {odt}.")
-            flags = getattr(out, "flags", None)
-            if (flags is not None and not flags.writeable) or getattr(out, "read_only", False):
-                raise InputError("out is read-only; pass a writable array.")
-            self.array = out
-
-    def abort(self):
-        if self.tmp is not None:
-            self.array = None
-            remove(self.tmp)
-
-    def finish(self):
-        if self.tmp is None:
-            return self.array
-        suffix = self.path.suffix.lower()
-        if hasattr(self.array, "flush"):
-            self.array.flush()
-        self.array = None
-        commit(self.tmp, self.path)  # a zarr store already there is replaced only now, complete
-        return _open_read(self.path, suffix)
-
-
-def _create(path: Path, suffix: str, shape: tuple, dt: np.dtype):
-    if suffix == ".npy":
-        return np.lib.format.open_memmap(path, mode="w+", dtype=dt, shape=shape)
-    if suffix in (".tif", ".tiff"):
-        import tifffile
-
-        return tifffile.memmap(path, shape=shape, dtype=dt, photometric="rgb")
-    try:
-        import zarr
-    except ImportError as exc:
-        raise InputError("Writing .zarr needs the zarr package: pip install 'napari-colorize[zarr]'.") from exc
-    chunks = (1,) * (len(shape) - 3) + (min(1024, shape[-3]), min(1024, shape[-2]), 3)
-    return zarr.open_array(str(path), mode="w", shape=shape, chunks=chunks, dtype=dt)
-
-
-def _open_read(path: Path, suffix: str):
-    if suffix == ".npy":
-        return np.load(path, mmap_mode="r")
-    if suffix in (".tif", ".tiff"):
-        import tifffile
-
-        return tifffile.memmap(path, mode="r")
-    import zarr
-
-    return zarr.open_array(str(path), mode="r")
 
 
 def _as_dask(image):
