@@ -183,4 +183,17 @@ def test_an_ome_zarr_out_with_too_many_axes_fails_before_any_work(gray, tmp_path
     monkeypatch.setattr(api, "iter_colorize_dask", lambda *a, **k: pytest.fail("work started"))
     with pytest.raises(InputError, match="at most 2 leading axes"):
         colorize(np.broadcast_to(gray, (2, 2, 2) + gray.shape), out=str(tmp_path / "x.ome.zarr"))
-    assert not list(tmp_path.iterdir())
+    for kw, why in (({"dtype": "foo"}, "dtype must be one of"), ({"scale": ("a", 1)}, "scale needs"),
+                    ({"dtype": "float64"}, "dtype must be one of float32, uint8")):
+        with pytest.raises(InputError, match=why):
+            colorize(gray, out=str(tmp_path / "x.ome.zarr"), **kw)
+    (tmp_path / "taken.ome.zarr").write_text("mine")
+    with pytest.raises(InputError, match="is a file, not an OME-Zarr image"):
+        colorize(gray, out=str(tmp_path / "taken.ome.zarr"))
+    assert [p.name for p in tmp_path.iterdir()] == ["taken.ome.zarr"]
+
+
+def test_numpy_booleans_and_an_ignored_tile_are_accepted(gray):
+    off = colorize(gray, temporal=np.False_)
+    np.testing.assert_array_equal(off, colorize(gray))
+    np.testing.assert_array_equal(colorize(gray, mode="whole", tile=64), off)  # whole mode has no tiles

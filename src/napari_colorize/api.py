@@ -21,7 +21,7 @@ from .core.reference import with_reference
 from .core.stores import refuse_replacing_source
 from .core.temporal import check_temporal
 from .core.tiling import DEFAULT_TILE, array_writer, auto_downsample, iter_tiled, tile_geometry
-from .omezarr import axes_for, is_ome_path, open_ome, write_steps
+from .omezarr import check_write, is_ome_path, open_ome, write_steps
 from .omezarr import write as write_ome
 from .outputs import Output
 
@@ -192,15 +192,15 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
     alpha = check_temporal(temporal)
     tiled = mode == "tiled" or (mode == "auto" and (tile is not None or max(spatial) > m.tile_above))
     k = auto_downsample(spatial) if downsample is None else check_number("downsample", downsample, 1, 64, integer=True)
-    smallest = tile_geometry(m, None)["smallest"]
+    smallest = tile_geometry(m, None)["smallest"] if tiled and tile is not None else 8  # costs a network pass
     tile_px = DEFAULT_TILE if tile is None else check_number("tile", tile, smallest, 8192, integer=True)
     if tiled:
         tile_geometry(m, tile_px)  # a bad tile size fails before anything is written
     if isinstance(out, (str, os.PathLike)):
         refuse_replacing_source(image, out)
         if is_ome_path(out):
-            axes_for(len(lead_shape) + 3)  # too many leading axes fail before any work
-    elif out is not None and isinstance(image, np.ndarray) and np.may_share_memory(out, image):
+            check_write(out, len(lead_shape) + 3, dtype, scale)  # before any work, not after a global pass
+    elif isinstance(out, np.ndarray) and isinstance(image, np.ndarray) and np.may_share_memory(out, image):
         raise InputError("out shares memory with the input image; pass a separate array.")
     # arguments that would do nothing say so rather than pass unnoticed
     if scale is not None and not is_ome_path(out):

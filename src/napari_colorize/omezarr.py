@@ -19,7 +19,7 @@ import numpy as np
 from .core.arrays import check_dtype
 from .core.atomic import clean_stale, commit, remove, temp_path
 from .core.errors import InputError
-from .core.stores import check_replaceable
+from .core.stores import check_replaceable, multiscales
 
 SUFFIX = ".ome.zarr"
 SMALLEST = 256  # levels are added until the longest side is at most this
@@ -118,15 +118,21 @@ def write(result, path, *, dtype=None, scale=None, units=None, lead_axes=None,
     """
     zarr = _import()
     path = Path(path)
-    check_target(path)
-    dt = check_dtype("The OME-Zarr output dtype", np.float32 if dtype is None else dtype,
-                     (np.float32, np.uint8, np.uint16))
+    dt, axes, sizes = check_write(path, result.ndim, dtype, scale, lead_axes)
     lead = None if lead_axes is None else list(lead_axes)
-    axes = axes_for(result.ndim, lead)
-    sizes = check_scale(scale, result.ndim - 1)
     unit_map = units if isinstance(units, dict) else {a: units for a in ("y", "x")} if units else {}
     unit_map = {a: u for a, u in unit_map.items() if a in axes and a != "c" and u}
     return _write(zarr, result, path, dt, (axes, _memory_axes(result.ndim, lead)), sizes, unit_map or None, chunk)
+
+
+def check_write(path, ndim: int, dtype=None, scale=None, lead_axes=None):
+    """The checks of :func:`write`, for a result with ``ndim`` axes, run before any work; returns
+    ``(dtype, axes on disk, pixel sizes)``."""
+    check_target(Path(path))
+    dt = check_dtype("The OME-Zarr output dtype", np.float32 if dtype is None else dtype,
+                     (np.float32, np.uint8, np.uint16))
+    axes = axes_for(ndim, None if lead_axes is None else list(lead_axes))
+    return dt, axes, check_scale(scale, ndim - 1)
 
 
 def _levels(shape) -> int:
@@ -206,16 +212,9 @@ def open_ome(path, level: int = 0):
     import dask.array as da
 
     arr = da.from_zarr(str(Path(path) / str(level)))
-    disk = _axis_names(_multiscales(Path(path))) or axes_for(arr.ndim)
+    disk = _axis_names(multiscales(path) or {}) or axes_for(arr.ndim)
     mem = [a for a in disk if a not in "yxc"] + ["y", "x", "c"]
     return arr.transpose(tuple(disk.index(a) for a in mem))
-
-
-def _multiscales(path: Path) -> dict:
-    import zarr
-
-    attrs = dict(zarr.open_group(str(path), mode="r").attrs)
-    return (attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales") or [{}])[0]
 
 
 def _axis_names(ms: dict) -> list[str]:
@@ -243,18 +242,17 @@ def read_input(src: str | os.PathLike, max_pixels: int):
     import zarr
 
     node = zarr.open(str(path), mode="r")
-    attrs = dict(node.attrs)
-    ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    ms = multiscales(path)
     if not ms:
         arr = da.from_zarr(node) if hasattr(node, "shape") else None
         if arr is None:
             raise InputError(f"'{path}' is a zarr group without multiscales metadata; name one of its arrays.")
         check_pixels(*arr.shape[-2:], path, max_pixels)
         return arr, None, None, None
-    first = ms[0]["datasets"][0]
+    first = ms["datasets"][0]
     arr = da.from_zarr(node[first["path"]])
-    axes = _axis_names(ms[0]) or list("tczyx"[-arr.ndim:])
-    units = {a["name"]: a["unit"] for a in ms[0].get("axes", []) if isinstance(a, dict) and a.get("unit")}
+    axes = _axis_names(ms) or list("tczyx"[-arr.ndim:])
+    units = {a["name"]: a["unit"] for a in ms.get("axes", []) if isinstance(a, dict) and a.get("unit")}
     scale = next((t["scale"] for t in first.get("coordinateTransformations", []) if t.get("type") == "scale"),
                  [1.0] * arr.ndim)
     if "c" in axes:
@@ -269,8 +267,11 @@ def read_input(src: str | os.PathLike, max_pixels: int):
         scale = [scale[i] for i in keep]
     check_pixels(*(arr.shape[-3:-1] if arr.shape[-1] == 3 and "c" in axes else arr.shape[-2:]), path, max_pixels)
     lead = [a for a in axes if a != "c"][:-2]
-    ok = len(set(lead)) == len(lead) <= len(_LEAD_AXES) and set(lead) <= set(_LEAD_AXES)
-    return arr, [float(v) for v in scale], (lead if ok else None), (units or None)
+    try:
+        _memory_axes(len(lead) + 3, lead)
+    except InputError:  # names other than t and z: named by position instead
+        lead = None
+    return arr, [float(v) for v in scale], lead, (units or None)
 
 
 def colorize_task(job: int, src: str, dst: str, model, temperature, max_pixels: int):

@@ -12,14 +12,15 @@ from .core.atomic import clean_stale, commit, remove, temp_path
 from .core.errors import InputError
 from .core.stores import check_replaceable
 
+ALLOWED = (np.float32, np.float64, np.uint8, np.uint16)
+
 
 class Output:
     """The array results go to: in memory, a user's array, or a new file moved into place at the end."""
 
     def __init__(self, out, shape: tuple, dtype):
         self.path = self.tmp = None
-        dt = check_dtype("The output dtype", np.float32 if dtype is None else dtype,
-                         (np.float32, np.float64, np.uint8, np.uint16))
+        dt = check_dtype("The output dtype", np.float32 if dtype is None else dtype, ALLOWED)
         if out is None:
             self.array = np.empty(shape, dt)
         elif isinstance(out, (str, os.PathLike)):
@@ -39,9 +40,7 @@ class Output:
         else:
             if tuple(getattr(out, "shape", ())) != tuple(shape):
                 raise InputError(f"out has shape {tuple(getattr(out, 'shape', ()))}; the result needs {shape}.")
-            odt = np.dtype(getattr(out, "dtype", None))
-            if odt not in (np.float32, np.float64, np.uint8, np.uint16):
-                raise InputError(f"out must be a float32, float64, uint8 or uint16 array; got {odt}.")
+            check_dtype("The dtype of out", getattr(out, "dtype", None), ALLOWED)
             flags = getattr(out, "flags", None)
             if (flags is not None and not flags.writeable) or getattr(out, "read_only", False):
                 raise InputError("out is read-only; pass a writable array.")

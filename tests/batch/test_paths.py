@@ -90,9 +90,31 @@ def test_zarr_stores_in_an_input_folder_are_inputs_and_never_walked_into(inputs,
     shutil.copytree(inputs / "cells.ome.zarr", folder / "cells.ome.zarr")
     shutil.copy(inputs / "scan.v1.png", folder / "sub" / "plain.zarr" / "stray.png")  # inside a store
     shutil.copy(inputs / "scan.v1.png", folder / "scan.v1.png")
+    import zarr
+
+    zarr.open_group(str(folder / "labels.zarr"), mode="w").create_array("a", shape=(2,), dtype=np.uint8)
+    (folder / "gone.png").symlink_to(folder / "nowhere.png")  # a broken link is not an input
     found = [p.relative_to(folder).as_posix() for p in expand_inputs([str(folder)])]
     assert found == ["cells.ome.zarr", "scan.v1.png", "sub/plain.zarr"]
     assert main(["colorize", str(folder), "-o", str(folder)]) == 0
     assert sorted(p.name for p in folder.iterdir() if "_colorized" in p.name) == [
         "cells_colorized.ome.zarr", "plain_colorized.zarr", "scan.v1_colorized.png"]
     assert [p.relative_to(folder).as_posix() for p in expand_inputs([str(folder)], str(folder))] == found
+
+
+def test_an_ome_zarr_v04_input_keeps_axes_sizes_and_units(tmp_path):
+    """Metadata as the OME-NGFF 0.4 specification lays it out in a zarr v2 group, written by hand."""
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("ome_zarr")
+    g = np.random.default_rng(0).integers(0, 255, (2, 32, 40), dtype=np.uint8)
+    group = zarr.open_group(str(tmp_path / "v4.ome.zarr"), mode="w", zarr_format=2)
+    group.create_array("s0", shape=g.shape, dtype=np.uint8)[:] = g
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": [
+        {"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"], "datasets": [
+        {"path": "s0", "coordinateTransformations": [{"type": "scale", "scale": [2.0, 0.5, 0.5]}]}]}]
+    assert main(["colorize", str(tmp_path / "v4.ome.zarr"), "-o", str(tmp_path / "out")]) == 0
+    res = tmp_path / "out" / "v4_colorized.ome.zarr"
+    ms = dict(zarr.open_group(str(res), mode="r").attrs)["ome"]["multiscales"][0]
+    assert [(a["name"], a.get("unit")) for a in ms["axes"]] == [
+        ("c", None), ("z", "micrometer"), ("y", "micrometer"), ("x", "micrometer")]
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 2.0, 0.5, 0.5]

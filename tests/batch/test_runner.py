@@ -94,11 +94,11 @@ def test_full_disk_stops_the_batch_and_keeps_written_files(tmp_path, monkeypatch
     real = nio.write_image
     calls = []
 
-    def write_then_fill(path, rgb):
+    def write_then_fill(path, rgb, *args):
         calls.append(path)
         if len(calls) > 1:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real(path, rgb)
+        real(path, rgb, *args)
 
     monkeypatch.setattr(nio, "write_image", write_then_fill)
     assert main(["colorize", str(src), "-o", str(out), "--workers", "1"]) == 2

@@ -159,17 +159,19 @@ def colorize_file_task(job: int, src: str, dst: str, model, temperature,
         The output could not be written; the batch should stop.
     """
     from ..api import colorize
+    from ..core.planes import check_image
 
+    out = Path(dst)
     try:
         img = read_image(src, max_pixels)
         if img.ndim == 3 and img.shape[-1] == 4:
             img = img[..., :3]  # alpha does not carry luminance
+        lead = img.shape[: -3 if check_image(img, values=False) else -2]
+        if lead and out.suffix.lower() not in (".tif", ".tiff"):  # never another name than the one planned
+            return job, f"a stack of {int(np.prod(lead))} images does not fit a {out.suffix} file; name a .tif output"
         rgb = colorize(img, model=model, temperature=temperature)
     except Exception as exc:  # noqa: BLE001 - one bad input must not end a batch of thousands
         return job, describe(exc)
-    out = Path(dst)
-    if rgb.ndim > 3 and out.suffix.lower() not in (".tif", ".tiff"):  # never another name than the one planned
-        return job, f"a stack of {int(np.prod(rgb.shape[:-3]))} images does not fit a {out.suffix} file; name a .tif output"
     try:
         write_image(out, rgb, tiff_resolution(src))  # a microscope's pixel size stays with the image
     except OSError as exc:

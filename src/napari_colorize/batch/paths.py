@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from ..core.errors import InputError
-from ..core.stores import is_ome_image
+from ..core.stores import is_ome_image, zarr_node
 
 READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 WRITE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -18,9 +18,7 @@ IMAGE_SUFFIXES = (*READ_SUFFIXES, ".gif", ".webp", ".jp2", ".ppm", ".pgm", ".hei
 def is_zarr(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a zarr array or group (a ``.zarr`` folder or one with zarr metadata)."""
     p = Path(path)
-    if p.suffix.lower() == ".zarr":
-        return True
-    return p.is_dir() and any((p / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
+    return p.suffix.lower() == ".zarr" or zarr_node(p) is not None
 
 
 OME = ".ome.zarr"
@@ -29,13 +27,15 @@ OUTPUT_NAME = re.compile(r".+_colorized\.(png|tif|zarr|ome\.zarr)\Z")
 
 
 def _walk(top: Path) -> list[Path]:
-    """Files under ``top``, and its zarr stores as single entries (never walked into)."""
+    """Files under ``top``, and its zarr arrays and OME-Zarr images as single entries; other zarr
+    groups (labels, containers) are neither inputs nor walked into."""
     found = []
     for root, dirs, files in os.walk(top):
         r = Path(root)
-        stores = {d for d in dirs if is_zarr(r / d)}
+        stores = {d for d in dirs if zarr_node(r / d) is not None}
         dirs[:] = [d for d in dirs if d not in stores]
-        found += [r / d for d in stores] + [r / f for f in files]
+        found += [r / d for d in stores if zarr_node(r / d) == "array" or is_ome_image(r / d)]
+        found += [r / f for f in files if (r / f).is_file()]  # not a broken link
     return found
 
 
@@ -94,7 +94,9 @@ def output_paths(files: list[Path], output: str, fmt: str = "auto") -> list[Path
         if len(files) > 1:
             raise InputError(f"{len(files)} inputs need an output folder, not the file name '{out}'.")
         if is_zarr(files[0]):
-            raise InputError(f"A zarr input needs a .zarr output or a folder, not '{out}'.")
+            kind = ".ome.zarr" if ome[0] else ".zarr"
+            raise InputError(f"A{'n OME-Zarr' if ome[0] else ' zarr'} input needs a {kind} output or a folder, "
+                             f"not '{out}'.")
         return [out]
     if suffix == ".zarr":  # one zarr result; named .ome.zarr, an OME-Zarr image of any input
         if len(files) > 1:

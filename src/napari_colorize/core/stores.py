@@ -36,13 +36,19 @@ def zarr_node(path: str | os.PathLike) -> str | None:
     return "group" if (path / ".zgroup").is_file() else None
 
 
-def is_ome_image(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a zarr group with OME-Zarr multiscales metadata (v0.4 or v0.5)."""
+def multiscales(path: str | os.PathLike) -> dict | None:
+    """The first OME-Zarr multiscales entry (v0.4 or v0.5) of the zarr group at ``path``, else None."""
     path = Path(path)
     if zarr_node(path) != "group":
-        return False
+        return None
     attrs = _json(path / "zarr.json").get("attributes") or _json(path / ".zattrs")
-    return bool(attrs.get("multiscales") or (attrs.get("ome") or {}).get("multiscales"))
+    found = attrs.get("multiscales") or (attrs.get("ome") or {}).get("multiscales")
+    return found[0] if isinstance(found, list) and found and isinstance(found[0], dict) else None
+
+
+def is_ome_image(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a zarr group with OME-Zarr multiscales metadata."""
+    return multiscales(path) is not None
 
 
 def check_replaceable(path: str | os.PathLike, kind: str) -> None:
@@ -59,7 +65,8 @@ def check_replaceable(path: str | os.PathLike, kind: str) -> None:
 
 
 def source_paths(image) -> list[Path]:
-    """Files and zarr stores that ``image`` (a memmap, a zarr array or a dask array of them) reads."""
+    """Files and zarr stores that ``image`` (a memmap, a zarr array, a dask array of a zarr array)
+    reads. A dask array made from a memmap holds copies of its chunks that do not name the file."""
     objs = [image]
     if hasattr(image, "__dask_graph__"):
         objs += [v for v in dict(image.__dask_graph__()).values() if hasattr(v, "shape")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -17,6 +18,8 @@ def check_temporal(temporal) -> float:
     """Validated smoothing strength in [0, 1); ``False``/``None`` give 0 (off)."""
     from .errors import InputError
 
+    if isinstance(temporal, np.bool_):
+        temporal = bool(temporal)
     if temporal is None or temporal is False:
         return 0.0
     ok = temporal is True or (isinstance(temporal, numbers.Real) and not isinstance(temporal, bool))
