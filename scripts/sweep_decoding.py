@@ -33,8 +33,25 @@ from napari_colorize.core.modelfile import load
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "photos"
 
 
+def pareto(table: list[dict]) -> list[tuple[float, float]]:
+    """(colorfulness ratio, PSNR gain over gray) of the settings no other setting beats on both."""
+    pts = [(r["colorfulness_ratio"], r["psnr"] - r["psnr_gray"]) for r in table]
+    return sorted(p for p in pts if not any(q != p and q[0] >= p[0] and q[1] >= p[1] for q in pts))
+
+
+def frontier_summary(table: list[dict], at=(0.6, 0.66, 0.7), gain: float = 1.0) -> str:
+    """PSNR gain over gray interpolated along the frontier at colorfulness ratios ``at``, and the
+    colorfulness ratio at which the frontier is ``gain`` dB above gray (nan outside the settings)."""
+    c, g = map(np.asarray, zip(*pareto(table)))
+    gains = ", ".join(f"{a:.2f}: {np.interp(a, c, g, left=np.nan, right=np.nan):+.3f} dB" for a in at)
+    return f"frontier: gain at colorfulness {gains}; colorfulness at {gain:+.1f} dB: " \
+           f"{np.interp(gain, g[::-1], c[::-1], left=np.nan, right=np.nan):.3f}"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--summarize", nargs="+", default=None, metavar="JSON",
+                   help="only print the frontier of tables saved with --out (or model cards' decoding sweeps)")
     p.add_argument("--model", default=None, help="model name or path, or a training checkpoint folder")
     p.add_argument("--data", default=str(PHOTOS / "bsds500-val.tar"))
     p.add_argument("--limit", type=int, default=None)
@@ -48,6 +65,12 @@ def main(argv=None) -> int:
     p.add_argument("--save", default=None, help="save the model with the chosen setting here")
     p.add_argument("--min-gain", type=float, default=1.0, help="dB above gray the chosen setting keeps")
     args = p.parse_args(argv)
+    if args.summarize:
+        for f in args.summarize:
+            data = json.loads(Path(f).read_text())
+            table = data["decoding"]["sweep"] if isinstance(data, dict) else data
+            print(f"{f}: {len(table)} settings; {frontier_summary(table)}")
+        return 0
     if args.model and Path(args.model, "checkpoint.safetensors").is_file():
         from napari_colorize.core.training import model_from_checkpoint
 
@@ -94,6 +117,7 @@ def main(argv=None) -> int:
         table.append(row)
         print(f"{s[0]:>5}{s[1]:>7.2f}{s[2]:>6.2f}{s[3]:>6.2f}{s[4]:>6.2f}{row['psnr']:>9.3f}{row['psnr'] - g.mean():>+9.3f}"
               f"{row['beats_gray']:>7.0%}{ratio:>10.3f}{row['neutral_chroma']:>9.2f}")
+    print(frontier_summary(table))
     if args.out:
         Path(args.out).write_text(json.dumps(table, indent=2) + "\n")
     if args.save:
