@@ -83,6 +83,23 @@ def test_a_card_left_behind_by_a_killed_save_is_rewritten(model, _user_models):
     assert json.loads(card.read_text())["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
+def test_loading_a_model_from_another_folder_never_writes_its_card(model, tmp_path):
+    weights = model.save(tmp_path / "theirs")
+    card = tmp_path / "theirs.json"
+    doc = json.loads(card.read_text())
+    edited = {**doc, "weights_sha256": "0" * 64, "notes": "my notes"}
+    card.write_text(json.dumps(edited))
+    modelfile.forget()
+    with pytest.warns(UserWarning, match="does not describe the weights beside it"):
+        loaded = modelfile.load(weights)
+    assert json.loads(card.read_text()) == edited  # left as the user wrote it
+    assert loaded.config == model.config
+    card.write_text(json.dumps({**doc, "config": {**doc["config"], "vivid": 0.1}}))
+    modelfile.forget()
+    with pytest.warns(UserWarning, match="differ from those stored"):
+        assert modelfile.load(weights).config["vivid"] == model.config["vivid"]
+
+
 @pytest.mark.parametrize("ref", ["", ".", "/", 5, "x" * 5000, "dangling.safetensors", "sub/", "no-such-model"])
 def test_bad_model_references_are_one_clear_error(tmp_path, monkeypatch, ref):
     monkeypatch.chdir(tmp_path)

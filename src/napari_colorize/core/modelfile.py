@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -306,12 +307,21 @@ def _check_output(model: Colorizer) -> None:
 
 
 def _refresh_card(weights: Path, config: dict, card: dict) -> None:
-    """Rewrite a JSON card that an interrupted save left behind its weights."""
+    """Rewrite a JSON card that an interrupted save left behind its weights, in the user model
+    folder only (its files are the plugin's); elsewhere the card is a user's file: say so, never
+    write. Settings always come from the weights file, which holds the card too."""
     path = model_paths(weights)[1]
     with contextlib.suppress(OSError, ValueError):
         doc = json.loads(path.read_text())
-        if not isinstance(doc, dict) or doc.get("weights_sha256") not in (None, _sha256(weights)):
+        stale = not isinstance(doc, dict) or doc.get("weights_sha256") not in (None, _sha256(weights))
+        if stale and weights.resolve().parent == user_dir().resolve():
             _write_card(weights, path, config, card)
+        elif stale:
+            warnings.warn(f"'{path.name}' does not describe the weights beside it (edited, or left by an "
+                          "interrupted save); the settings stored in the weights file are used.", stacklevel=4)
+        elif doc.get("config", config) != config:
+            warnings.warn(f"The settings in '{path.name}' differ from those stored in '{weights.name}', "
+                          "which are the ones used; the card is a readable copy.", stacklevel=4)
 
 
 _CACHE: dict[tuple[str, int, int], Colorizer] = {}
