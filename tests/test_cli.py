@@ -152,7 +152,9 @@ def test_train_a_few_steps_resumes_and_saves_a_loadable_model(tmp_path, photo):
     args = ["train", "--data", str(tar), "--out", str(tmp_path / "m"), "--steps", "2", "--batch-size", "4",
             "--width", "8", "--size", "32", "--crop", "32", "--checkpoint-dir", str(tmp_path / "ck")]
     assert main(args) == 0
-    assert main([*args[:-2], "--steps", "3", "--checkpoint-dir", str(tmp_path / "ck"), "--resume"]) == 0
+    resume = [*args[:-2], "--steps", "3", "--checkpoint-dir", str(tmp_path / "ck"), "--resume"]
+    assert main(resume) == 2  # the first run's model is not replaced unasked
+    assert main([*resume, "--overwrite"]) == 0
     m = load_model(tmp_path / "m.safetensors")
     assert m.card["training"]["steps"] == 3 and m.config["width"] == 8
     card = json.loads((tmp_path / "m.json").read_text())
@@ -177,3 +179,91 @@ def test_train_fine_tunes_from_base_on_a_folder_of_larger_photos(tmp_path):
     assert rc == 0
     tuned = load_model(tmp_path / "cli-tuned.safetensors")
     assert tuned.card["training"]["base"] == "default" and tuned.card["training"]["steps"] == 3
+
+
+def test_train_validates_on_photos_of_several_shapes(tmp_path, photo):
+    from skimage import data
+
+    tar, val = tmp_path / "train.tar", tmp_path / "val.tar"
+    _photo_tar(tar, [photo[::8, ::8], data.coffee()[::6, ::6]])
+    _photo_tar(val, [data.chelsea()[::4, ::4], data.rocket()[::6, ::6].transpose(1, 0, 2)])  # landscape, portrait
+    base = ["train", "--data", str(tar), "--steps", "2", "--batch-size", "2", "--width", "8", "--size", "32",
+            "--crop", "32", "--val-every", "1", "--threads", "1"]
+    assert main([*base, "--val", str(val), "--out", str(tmp_path / "a")]) == 0
+    history = json.loads((tmp_path / "a.json").read_text())["history"]
+    assert any("val_psnr_h0" in h for h in history)
+    assert main([*base, "--val", str(val), "--val-count", "0", "--out", str(tmp_path / "b")]) == 0
+
+
+@pytest.mark.parametrize("extra, why", [
+    (["--batch-size", "0"], "--batch-size must be an integer from 1"),
+    (["--lr", "nan"], "--lr must be a number above 0"),
+    (["--width", "100"], "--width must be an integer from 4 to 64"),
+    (["--rebalance-lambda", "nan"], "--rebalance-lambda"),
+    (["--threads", "-1"], "--threads"),
+    (["--data", "nope"], "No such file or folder: nope"),
+    (["--out", "/no/such/folder/m"], "The output folder '/no/such/folder' does not exist"),
+    (["--resume"], "--resume continues from --checkpoint-dir"),
+    (["--device", "cuda"], "no CUDA GPU"),
+])
+def test_train_options_are_checked_before_any_work(tmp_path, extra, why, capsys):
+    import torch
+
+    if extra == ["--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    (tmp_path / "data").mkdir()
+    args = ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "m")]
+    for flag, value in zip(extra[::2], extra[1::2] + [None] * len(extra)):
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag] + ([value] if value is not None else [])
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert why in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_train_never_replaces_its_base_and_a_damaged_checkpoint_is_one_line(tmp_path, photo, capsys):
+    from napari_colorize import load_model
+
+    load_model().save(tmp_path / "base")
+    before = (tmp_path / "base.safetensors").read_bytes()
+    tar = tmp_path / "t.tar"
+    _photo_tar(tar, [photo[::8, ::8]])
+    args = ["train", "--data", str(tar), "--steps", "1", "--batch-size", "2", "--size", "32", "--crop", "32"]
+    assert main([*args, "--base", str(tmp_path / "base.safetensors"), "--out", str(tmp_path / "base"),
+                 "--overwrite"]) == 2
+    assert "would replace the --base model" in capsys.readouterr().err
+    assert (tmp_path / "base.safetensors").read_bytes() == before
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "checkpoint.safetensors").write_bytes(b"not a checkpoint")
+    assert main([*args, "--width", "8", "--out", str(tmp_path / "m"), "--checkpoint-dir", str(tmp_path / "ck"),
+                 "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "Cannot resume from" in err and "damaged or belongs to another model" in err
+
+
+@pytest.mark.parametrize("extra, why", [
+    (["--hints", "-3"], "--hints must be an integer from 0"),
+    (["--limit", "0"], "--limit must be an integer from 1"),
+    (["--seed", "-1", "--hints", "2"], "--seed must be an integer from 0"),
+    (["--levin"], "add --hints N"),
+])
+def test_evaluate_options_are_one_line_errors(tmp_path, extra, why, capsys):
+    tar = tmp_path / "p.tar"
+    _photo_tar(tar, [np.zeros((8, 8, 3), np.uint8)])
+    assert main(["evaluate", "--data", str(tar), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert why in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_on_a_truncated_tar_is_one_line(tmp_path, photo, capsys):
+    from skimage import data
+
+    tar = tmp_path / "p.tar"
+    _photo_tar(tar, [photo[::4, ::4], data.coffee()[::4, ::4]])
+    raw = tar.read_bytes()
+    tar.write_bytes(raw[: len(raw) // 2])
+    assert main(["evaluate", "--data", str(tar), "--json"]) == 2
+    assert "is truncated or not a tar file" in capsys.readouterr().err

@@ -12,10 +12,12 @@ _os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 from .api import colorize, load_model
 from .core.errors import ColorizeError, InputError, ModelLoadError
 from .core.finetune import finetune
+from .core.library import save_user_model as save_model
 
 try:  # the one version literal is in pyproject.toml; installed metadata carries it here
     __version__ = _metadata.version("napari-colorize")
 except _metadata.PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["colorize", "load_model", "finetune", "ColorizeError", "InputError", "ModelLoadError", "__version__"]
+__all__ = ["colorize", "load_model", "finetune", "save_model", "ColorizeError", "InputError", "ModelLoadError",
+           "__version__"]

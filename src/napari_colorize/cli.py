@@ -6,11 +6,13 @@ import argparse
 import json
 import signal
 import sys
+import tarfile
 import threading
 import time
 import warnings
 from pathlib import Path
 
+from .core.arrays import check_number
 from .core.data import MAX_PIXELS
 from .core.errors import ColorizeError
 from .core.runtime import default_threads
@@ -18,7 +20,7 @@ from .core.runtime import default_threads
 SIGTERM_STATUS = 143  # 128 + SIGTERM, as a shell reports a process the signal ended; Ctrl-C gives 130
 
 
-def _progress(total: int | None, desc: str):
+def progress_bar(total: int | None, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True)
@@ -45,7 +47,7 @@ def _cmd_colorize(args) -> int:
     try:
         counts = colorize_files(
             args.inputs, args.output, model=model, temperature=args.temperature,
-            overwrite=args.overwrite, progress=_progress, scheduler=args.scheduler, workers=args.workers,
+            overwrite=args.overwrite, progress=progress_bar, scheduler=args.scheduler, workers=args.workers,
             max_pixels=args.max_pixels, fmt=args.format,
         )
     finally:
@@ -116,21 +118,30 @@ def _cmd_evaluate(args) -> int:
     from .core.modelfile import load
 
     check_temperature(args.temperature)
+    check_number("--hints", args.hints, 0, 10000, integer=True)
+    check_number("--seed", args.seed, 0, 2**32 - 1, integer=True)
+    if args.limit is not None:
+        check_number("--limit", args.limit, 1, 10**9, integer=True)
+    if args.levin and not args.hints:
+        raise ColorizeError("--levin scores Levin et al. 2004 given the same hints: add --hints N.")
     model = load(args.model)
     images = (rgb for _, rgb in iter_images(args.data, max_pixels=args.max_pixels))
     if args.limit:
         images = itertools.islice(images, args.limit)
-    with _progress(args.limit, "evaluate") as bar:
-        res = evaluate(model, images, n_hints=args.hints, temperature=args.temperature,
-                       seed=args.seed, progress=bar.update, skip_gray=not args.include_gray,
-                       levin=args.levin)
+    try:
+        with progress_bar(args.limit, "evaluate") as bar:
+            res = evaluate(model, images, n_hints=args.hints, temperature=args.temperature,
+                           seed=args.seed, progress=bar.update, skip_gray=not args.include_gray,
+                           levin=args.levin)
+    except (tarfile.TarError, EOFError) as exc:
+        raise ColorizeError(f"Cannot read '{args.data}': it is truncated or not a tar file ({exc}).") from None
     res["model"] = model.name
-    if args.json:
-        print(json.dumps(res, indent=2))
-        return 0
     if not res["n_images"]:
         raise ColorizeError(f"No color photos to evaluate in {args.data} "
                             f"({res['n_skipped_gray']} gray or sepia ones skipped).")
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
     print(f"model {model.name}: {res['n_images']} images ({res['n_skipped_gray']} gray or sepia skipped), "
           f"{args.hints} hints, T={res['temperature']}")
     cols = ("", "_gray") + (("_levin",) if "psnr_levin" in res else ())
@@ -145,113 +156,9 @@ def _cmd_evaluate(args) -> int:
 
 # -- train ----------------------------------------------------------------------------------
 def _cmd_train(args) -> int:
-    """Train; under torchrun (``WORLD_SIZE`` > 1) as one of several data-parallel processes."""
-    from .core.distributed import init_from_env, shutdown
+    from .cli_train import cmd_train
 
-    ctx = init_from_env(args.device)
-    try:
-        return _train(args, ctx)
-    finally:
-        shutdown(ctx)
-
-
-def _train(args, ctx) -> int:
-    import copy
-    import itertools
-
-    import numpy as np
-    import torch
-
-    from .core.data import iter_images, load_array
-    from .core.evaluate import evaluate
-    from .core.modelfile import load
-    from .core.training import TrainConfig, Trainer, new_model
-
-    main_rank = ctx.is_main
-    if args.batch_size % ctx.world_size:
-        raise ColorizeError(f"--batch-size {args.batch_size} must be a multiple of the {ctx.world_size} processes.")
-    # processes on one machine share its cores
-    torch.set_num_threads(args.threads or max(1, default_threads() // ctx.local_world_size))
-    cache = Path(args.cache_dir) if args.cache_dir else None
-    t0 = time.time()
-    if not main_rank:
-        ctx.barrier()  # rank 0 reads first and fills the cache; the others then read the cache
-    images = load_array([Path(p) for p in args.data], size=args.size, cache_dir=cache)
-    if main_rank:
-        ctx.barrier()
-        print(f"training images: {len(images)} (gray and sepia ones dropped), read in {time.time() - t0:.0f}s",
-              file=sys.stderr)
-    val = None
-    if args.val and main_rank:  # only rank 0 validates
-        val = np.stack([rgb for _, rgb in itertools.islice(iter_images(args.val), args.val_count)])
-    if args.base:
-        model = copy.deepcopy(load(args.base))
-        if args.regression:
-            torch.manual_seed(args.seed)
-            model.add_regression_head()
-    else:
-        model = new_model(images, width=args.width, lam=args.rebalance_lambda, seed=args.seed,
-                          regression=args.regression)
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      width=model.config["width"], crop=min(args.size, args.crop),
-                      val_every=args.val_every, decoder_only=args.decoder_only, device=ctx.device,
-                      warmup=args.warmup)
-
-    def validate(m):
-        if ctx.device != "cpu":  # inference runs on the CPU: validate a CPU copy
-            m = copy.deepcopy(m)
-            m.net.to("cpu")
-        out = {}
-        for n in (0, 10):
-            r = evaluate(m, val, n_hints=n, full=False, seed=args.seed)
-            out[f"val_psnr_h{n}"] = r["psnr"]
-            out["val_psnr_gray"] = r["psnr_gray"]
-            out[f"val_colorfulness_ratio_h{n}"] = r["colorfulness_ratio"]
-        return out
-
-    trainer = Trainer(model, images, cfg, checkpoint_dir=args.checkpoint_dir,
-                      validate=validate if val is not None else None, dist=ctx)
-    if args.resume and trainer.load_checkpoint() and main_rank:
-        print(f"resumed at step {trainer.step}", file=sys.stderr)
-    if ctx.enabled and main_rank:
-        print(f"data parallel: {ctx.world_size} processes ({'nccl' if ctx.device != 'cpu' else 'gloo'}), "
-              f"{cfg.batch_size // ctx.world_size} crops each per step", file=sys.stderr)
-    bar = None
-    if main_rank:
-        bar = _progress(cfg.steps, "train")
-        bar.unit = "step"
-        bar.update(trainer.step)
-
-    def cb(info):
-        bar.update(1)
-        bar.set_postfix(loss=f"{info.loss:.3f}", lr=f"{info.lr:.1e}")
-        if info.val:
-            bar.write(json.dumps({"step": info.step, **info.val}))
-
-    t_start = time.time()
-    trainer.run(callback=cb if bar is not None else None)
-    if bar is not None:
-        bar.close()
-    ctx.check_in_sync(model.net)
-    if main_rank:
-        model.net.to("cpu")
-        model.card.update({
-            "architecture": f"ColorNet U-Net, width {model.config['width']}, {model.n_parameters()} parameters, "
-                            f"{model.bins.shape[0]} ab bins, input (L, hint a, hint b, hint mask)",
-            "training": {
-                "command": "napari-colorize " + " ".join(sys.argv[1:]) if sys.argv else "",
-                "data": [str(p) for p in args.data], "n_images": int(len(images)),
-                "steps": trainer.step, "seed": args.seed, "batch_size": cfg.batch_size, "lr": cfg.lr,
-                "base": args.base, "rebalance_lambda": args.rebalance_lambda,
-                "seconds_this_run": round(time.time() - t_start), "torch": torch.__version__,
-                "processes": ctx.world_size,
-            },
-            "history": trainer.history,
-        })
-        path = model.save(args.out)
-        print(f"saved {path}", file=sys.stderr)
-    ctx.barrier()  # no process leaves before the model is saved
-    return 0
+    return cmd_train(args)
 
 
 def _pixels(text: str) -> int:
@@ -332,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val", default=None, help="folder or tar for validation")
     t.add_argument("--val-count", type=int, default=300)
     t.add_argument("--out", required=True, help="output model path (without suffix)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --out model")
     t.add_argument("--base", default=None, help="start from this model")
     t.add_argument("--steps", type=int, default=6000)
     t.add_argument("--batch-size", type=int, default=64)

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from napari_colorize import load_model
 from napari_colorize.core import library, modelfile
-from napari_colorize.core.errors import ColorizeError, ModelLoadError
+from napari_colorize.core.errors import ColorizeError, InputError, ModelLoadError
 from napari_colorize.core.modelfile import bundled_dir, load
 
 
@@ -124,3 +124,18 @@ def test_a_hinted_pass_is_decoded_with_its_own_vividness(model):
     torch.testing.assert_close(m.decode(out, hinted=False), auto)  # vivid 1: the distribution's guess
     del m.config["hint_vivid"]
     torch.testing.assert_close(m.decode(out, hinted=True), auto)  # without it, as vivid says
+
+
+def test_save_model_names_a_model_that_load_model_finds(model, _user_models, tmp_path, monkeypatch):
+    import napari_colorize as nc
+
+    nc.save_model(model, "slides")
+    assert (_user_models / "slides.safetensors").exists()
+    assert nc.load_model("slides").config == model.config
+    with pytest.raises(InputError, match="ends in .json"):
+        nc.save_model(model, "notes.json")
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("NAPARI_COLORIZE_MODEL_DIR", str(tmp_path / "afile"))
+    with pytest.raises(InputError, match="is a file"):
+        nc.save_model(model, "other")
+    assert (tmp_path / "afile").read_text() == "x"

@@ -51,6 +51,9 @@ def check_number(name: str, value, lo: float, hi: float, *, integer: bool = Fals
     inside = (lo < v if open_low else lo <= v) and v <= hi
     if not ok or not inside:
         kind = "an integer" if integer else "a number"
-        rng = f"{'above' if open_low else 'from'} {lo:g} {'and at most' if open_low else 'to'} {hi:g}"
+        def show(x):  # whole numbers in full: "4294967295", not "4.29497e+09"
+            return str(int(x)) if float(x).is_integer() and abs(x) < 1e18 else f"{x:g}"
+
+        rng = f"{'above' if open_low else 'from'} {show(lo)} {'and at most' if open_low else 'to'} {show(hi)}"
         raise InputError(f"{name} must be {kind} {rng}; got {value!r}.")
     return int(v) if integer else v

@@ -53,6 +53,8 @@ def check_model_name(name: str) -> str:
                          "starting with a letter or digit, at most 80 characters.")
     if (bundled_dir() / f"{name}.safetensors").exists():
         raise InputError(f"'{name}' is the name of a bundled model; choose another name.")
+    if name.lower().endswith(".json"):  # it would be saved as another name, beside its card
+        raise InputError(f"'{name}' ends in .json, the card's suffix; name the model without it.")
     return name
 
 
@@ -90,6 +92,8 @@ def _user_model(name: str) -> Path:
 def save_user_model(model: Colorizer, name: str, overwrite: bool = False) -> Path:
     """Save ``model`` as ``name`` in the user's model folder (atomically) and tell listeners."""
     name = check_model_name(name)
+    if user_dir().exists() and not user_dir().is_dir():
+        raise InputError(f"The user model folder '{user_dir()}' is a file (NAPARI_COLORIZE_MODEL_DIR?).")
     weights, card = model_paths(user_dir() / name)
     if (weights.exists() or card.exists()) and not overwrite:
         raise InputError(f"A model named '{name}' exists already; choose another name or delete it first.")
