@@ -137,6 +137,12 @@ def test_finetune_budgets_are_checked(kw):
         FinetuneSettings(**kw).resolved()
 
 
+def test_finetune_resume_needs_its_checkpoint_folder(model):
+    rgb = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    with pytest.raises(InputError, match="resume continues from checkpoint_dir"):
+        finetune([rgb], model=model, steps=1, resume=True)
+
+
 def test_finetune_refuses_a_nan_base(model):
     bad = copy.deepcopy(model)
     with torch.no_grad():

@@ -130,6 +130,8 @@ def _train(args, ctx) -> int:
 
     trainer = Trainer(model, images, cfg, checkpoint_dir=args.checkpoint_dir,
                       validate=validate if val is not None else None, dist=ctx)
+    if main_rank and args.checkpoint_dir is None:
+        print("no --checkpoint-dir: an interrupted run cannot be resumed", file=sys.stderr)
     if args.resume and main_rank:
         resumed = _resume(trainer, args.checkpoint_dir)
         print(f"resumed at step {trainer.step}" if resumed else

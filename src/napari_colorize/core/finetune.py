@@ -63,6 +63,8 @@ class FinetuneRun:
         self.name = name
         self.device = resolve_device(s.device)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        if resume and self.checkpoint_dir is None:
+            raise InputError("resume continues from checkpoint_dir; name that folder.")
         state = self._read_state() if resume else {}
         if state.get("decoder_only", s.decoder_only) != s.decoder_only:
             s.decoder_only = bool(state["decoder_only"])  # the optimizer state must match the parameters
