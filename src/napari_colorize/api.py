@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .core.arrays import check_finite, check_number, is_dask
+from .core.arrays import check_dtype, check_finite, check_number, is_dask, to_dtype
 from .core.errors import InputError
 from .core.gen import drain
 from .core.hints import check_hints, float_array
@@ -23,7 +23,7 @@ from .core.temporal import check_temporal
 from .core.tiling import DEFAULT_TILE, array_writer, auto_downsample, iter_tiled, tile_geometry
 from .omezarr import check_write, is_ome_path, open_ome, write_steps
 from .omezarr import write as write_ome
-from .outputs import Output
+from .outputs import ALLOWED, Output
 
 
 def load_model(name_or_path: str | os.PathLike | None = None) -> Colorizer:
@@ -245,8 +245,9 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
             res, first = yield from _shifted(iter_colorize_dask(
                 _as_dask(image), m, is_rgb=is_rgb, tiled=tiled, hints=plane_hints, temperature=temperature,
                 downsample=k, tile=tile_px), 0, writing)
-        if out is None:
-            return res
+        if out is None:  # as a numpy result would be: integers scaled to their full range
+            dt = None if dtype is None else check_dtype("The output dtype", dtype, ALLOWED)
+            return res if dt is None or dt == np.float32 else res.map_blocks(to_dtype, dt, dtype=dt)
         yield from _shifted(write_ome(res, out, dtype=dtype, scale=scale), first, 0)
         return open_ome(out)
 

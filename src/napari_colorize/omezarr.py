@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.arrays import check_dtype
+from .core.arrays import check_dtype, to_dtype
 from .core.atomic import clean_stale, commit, remove, temp_path
 from .core.errors import InputError
 from .core.stores import check_replaceable, multiscales
@@ -74,12 +74,6 @@ def check_scale(scale, n_axes: int) -> tuple[float, ...]:
         raise InputError(f"scale needs {n_axes} positive pixel sizes (leading axes, then rows, columns); "
                          f"got {scale!r}.")
     return vals
-
-
-def _to_dtype(rgb: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if np.issubdtype(dtype, np.integer):
-        return np.rint(np.clip(rgb, 0.0, 1.0) * float(np.iinfo(dtype).max)).astype(dtype)
-    return rgb.astype(dtype, copy=False)
 
 
 def _halve(arr):
@@ -177,10 +171,10 @@ def _write(zarr, result, path: Path, dt, axes, sizes, units, chunk):
                 for b, key in enumerate(pieces):
                     band = np.moveaxis(np.asarray(result[key].compute()), -1, 0)  # (3, rows, W)
                     named = dict(zip(mem_axes, key))
-                    arr[tuple(named.get(a, slice(None)) for a in axes)] = _to_dtype(band, dt)
+                    arr[tuple(named.get(a, slice(None)) for a in axes)] = to_dtype(band, dt)
                     yield b + 1, total
             else:
-                da.to_zarr(da.map_blocks(_to_dtype, level, dt, dtype=dt), arr)
+                da.to_zarr(da.map_blocks(to_dtype, level, dt, dtype=dt), arr)
                 yield len(pieces) + i, total
             f = 2.0 ** i
             datasets.append({"path": str(i), "coordinateTransformations": [{"type": "scale", "scale": [

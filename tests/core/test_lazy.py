@@ -193,3 +193,11 @@ def test_an_ome_zarr_of_a_pyramid_level_gets_that_levels_pixel_size(tiny, plane,
     colorize(pyramid, model=tiny, level=1, out=str(tmp_path / "l1.ome.zarr"), scale=(0.25, 0.5))
     ms = dict(zarr.open_group(str(tmp_path / "l1.ome.zarr"), mode="r").attrs)["ome"]["multiscales"][0]
     assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 0.5, 1.0]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float64"])
+def test_a_lazy_result_takes_the_dtype_asked_for_as_an_eager_one_does(tiny, plane, dtype):
+    stack = np.stack([plane[:200, :240], plane[200:400, :240]])
+    lazy = colorize(da.from_array(stack, chunks=(1, 200, 240)), model=tiny, dtype=dtype)
+    assert lazy.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(np.asarray(lazy), colorize(stack, model=tiny, dtype=dtype))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.arrays import to_dtype
 from ..core.atomic import commit, remove, temp_path
 from ..core.data import MAX_PIXELS, check_pixels
 from ..core.errors import ColorizeError, InputError
@@ -28,11 +29,6 @@ class OutputError(ColorizeError):
 
 def describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, ColorizeError) else f"{type(exc).__name__}: {exc}"
-
-
-def _to_dtype(rgb: np.ndarray, dtype) -> np.ndarray:
-    top = np.iinfo(dtype).max
-    return (np.clip(rgb, 0, 1) * top + 0.5).astype(dtype)
 
 
 def refuse_overwriting_inputs(files: list[Path], targets: list[Path]) -> None:
@@ -78,7 +74,7 @@ def colorize_zarr_plane_task(job: int, src: str, tmp: str, index: tuple[int, ...
         return job, f"plane {index}: {describe(exc)}"
     try:
         out = zarr.open_array(store=tmp, mode="r+")
-        out[index] = _to_dtype(rgb, out.dtype)
+        out[index] = to_dtype(rgb, out.dtype)
     except OSError as exc:
         raise OutputError(f"Cannot write '{tmp}': {exc.strerror or exc}.") from None
     return job, None

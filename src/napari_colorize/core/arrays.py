@@ -57,3 +57,11 @@ def check_number(name: str, value, lo: float, hi: float, *, integer: bool = Fals
         rng = f"{'above' if open_low else 'from'} {show(lo)} {'and at most' if open_low else 'to'} {show(hi)}"
         raise InputError(f"{name} must be {kind} {rng}; got {value!r}.")
     return int(v) if integer else v
+
+
+def to_dtype(rgb: np.ndarray, dtype) -> np.ndarray:
+    """Float RGB in [0, 1] as ``dtype``: integers scaled to their full range and rounded."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        return np.rint(np.clip(rgb, 0.0, 1.0) * float(np.iinfo(dtype).max)).astype(dtype)
+    return np.asarray(rgb).astype(dtype, copy=False)

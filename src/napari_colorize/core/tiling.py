@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .arrays import to_dtype
 from .chroma import ChromaField, UnitMap, bands, fit_coefficients, write_field
 from .errors import InputError
 from .hints import check_hints, rasterize_hints
@@ -342,11 +343,8 @@ def array_writer(out, index: tuple = ()) -> Callable[[slice, slice, np.ndarray],
     """``write(rows, cols, rgb)`` into ``out[index + (rows, cols)]``, converting float RGB to the
     output's dtype (integers are scaled to their full range)."""
     dtype = np.dtype(out.dtype)
-    scale = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else None
 
     def write(rows: slice, cols: slice, rgb: np.ndarray) -> None:
-        if scale is not None:
-            rgb = np.rint(np.clip(rgb, 0.0, 1.0) * scale).astype(dtype)
-        out[index + (rows, cols)] = rgb
+        out[index + (rows, cols)] = to_dtype(rgb, dtype) if np.issubdtype(dtype, np.integer) else rgb
 
     return write
