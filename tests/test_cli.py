@@ -153,7 +153,9 @@ def test_train_a_few_steps_resumes_and_saves_a_loadable_model(tmp_path, photo):
             "--width", "8", "--size", "32", "--crop", "32", "--checkpoint-dir", str(tmp_path / "ck")]
     assert main(args) == 0
     resume = [*args[:-2], "--steps", "3", "--checkpoint-dir", str(tmp_path / "ck"), "--resume"]
+    first = (tmp_path / "m.safetensors").read_bytes()
     assert main(resume) == 2  # the first run's model is not replaced unasked
+    assert (tmp_path / "m.safetensors").read_bytes() == first
     assert main([*resume, "--overwrite"]) == 0
     m = load_model(tmp_path / "m.safetensors")
     assert m.card["training"]["steps"] == 3 and m.config["width"] == 8
@@ -202,7 +204,8 @@ def test_train_validates_on_photos_of_several_shapes(tmp_path, photo):
     (["--rebalance-lambda", "nan"], "--rebalance-lambda"),
     (["--threads", "-1"], "--threads"),
     (["--data", "nope"], "No such file or folder: nope"),
-    (["--out", "/no/such/folder/m"], "The output folder '/no/such/folder' does not exist"),
+    (["--out", "FILE/m"], "Cannot create the output folder"),
+    (["--base", "no-such-model"], "--base: No model named 'no-such-model'"),
     (["--resume"], "--resume continues from --checkpoint-dir"),
     (["--device", "cuda"], "no CUDA GPU"),
 ])
@@ -212,6 +215,8 @@ def test_train_options_are_checked_before_any_work(tmp_path, extra, why, capsys)
     if extra == ["--device", "cuda"] and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     (tmp_path / "data").mkdir()
+    (tmp_path / "FILE").write_text("a file where a folder is needed")
+    extra = [str(tmp_path / "FILE" / "m") if e == "FILE/m" else e for e in extra]
     args = ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "m")]
     for flag, value in zip(extra[::2], extra[1::2] + [None] * len(extra)):
         if flag in args:
@@ -221,10 +226,10 @@ def test_train_options_are_checked_before_any_work(tmp_path, extra, why, capsys)
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert why in err and len(err.splitlines()) == 1 and "Traceback" not in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE", "data"]
 
 
-def test_train_never_replaces_its_base_and_a_damaged_checkpoint_is_one_line(tmp_path, photo, capsys):
+def test_train_never_replaces_its_base_and_a_damaged_checkpoint_is_one_line(tmp_path, photo, capsys, _user_models):
     from napari_colorize import load_model
 
     load_model().save(tmp_path / "base")
@@ -232,10 +237,16 @@ def test_train_never_replaces_its_base_and_a_damaged_checkpoint_is_one_line(tmp_
     tar = tmp_path / "t.tar"
     _photo_tar(tar, [photo[::8, ::8]])
     args = ["train", "--data", str(tar), "--steps", "1", "--batch-size", "2", "--size", "32", "--crop", "32"]
-    assert main([*args, "--base", str(tmp_path / "base.safetensors"), "--out", str(tmp_path / "base"),
-                 "--overwrite"]) == 2
-    assert "would replace the --base model" in capsys.readouterr().err
+    load_model().save(_user_models / "mine")
+    mine = (_user_models / "mine.safetensors").read_bytes()
+    for base, out in ((tmp_path / "base.safetensors", tmp_path / "base"), (tmp_path / "base", tmp_path / "base"),
+                      (tmp_path / "base", tmp_path / "base.json"), ("mine", _user_models / "mine")):
+        assert main([*args, "--base", str(base), "--out", str(out), "--overwrite"]) == 2
+        assert "would replace the --base model" in capsys.readouterr().err
     assert (tmp_path / "base.safetensors").read_bytes() == before
+    assert (_user_models / "mine.safetensors").read_bytes() == mine
+    assert main([*args, "--width", "8", "--out", str(tmp_path / "base.json")]) == 2  # named as the save names it
+    assert "already exists" in capsys.readouterr().err
     (tmp_path / "ck").mkdir()
     (tmp_path / "ck" / "checkpoint.safetensors").write_bytes(b"not a checkpoint")
     assert main([*args, "--width", "8", "--out", str(tmp_path / "m"), "--checkpoint-dir", str(tmp_path / "ck"),
@@ -267,3 +278,13 @@ def test_evaluate_on_a_truncated_tar_is_one_line(tmp_path, photo, capsys):
     tar.write_bytes(raw[: len(raw) // 2])
     assert main(["evaluate", "--data", str(tar), "--json"]) == 2
     assert "is truncated or not a tar file" in capsys.readouterr().err
+
+
+def test_train_on_a_truncated_tar_is_one_line(tmp_path, photo, capsys):
+    tar = tmp_path / "t.tar"
+    _photo_tar(tar, [photo[::4, ::4], photo[::3, ::3]])
+    raw = tar.read_bytes()
+    tar.write_bytes(raw[: len(raw) // 2])
+    assert main(["train", "--data", str(tar), "--steps", "1", "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "truncated or not a tar file" in err

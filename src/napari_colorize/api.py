@@ -196,6 +196,8 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
     tile_px = DEFAULT_TILE if tile is None else check_number("tile", tile, smallest, 8192, integer=True)
     if tiled:
         tile_geometry(m, tile_px)  # a bad tile size fails before anything is written
+    if out is None and dtype is not None:
+        check_dtype("The output dtype", dtype, ALLOWED)
     if isinstance(out, (str, os.PathLike)):
         refuse_replacing_source(image, out)
         if is_ome_path(out):
@@ -246,7 +248,7 @@ def iter_colorize(image, *, points=None, colors=None, model=None, temperature=No
                 _as_dask(image), m, is_rgb=is_rgb, tiled=tiled, hints=plane_hints, temperature=temperature,
                 downsample=k, tile=tile_px), 0, writing)
         if out is None:  # as a numpy result would be: integers scaled to their full range
-            dt = None if dtype is None else check_dtype("The output dtype", dtype, ALLOWED)
+            dt = None if dtype is None else np.dtype(dtype)
             return res if dt is None or dt == np.float32 else res.map_blocks(to_dtype, dt, dtype=dt)
         yield from _shifted(write_ome(res, out, dtype=dtype, scale=scale), first, 0)
         return open_ome(out)

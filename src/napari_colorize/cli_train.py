@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tarfile
 import time
 from pathlib import Path
 
 from .core.arrays import check_number
 from .core.errors import ColorizeError, InputError
 from .core.modelcheck import CONFIG_RANGES
+from .core.modelfile import model_paths
 from .core.runtime import default_threads
 
 
@@ -25,7 +28,7 @@ def check_train_args(args) -> None:
                      open_low=name == "lr")
     if args.threads is not None:
         check_number("--threads", args.threads, 1, 1024, integer=True)
-    for src in [*args.data, *([args.val] if args.val else [])]:
+    for src in args.data:
         if not Path(src).exists():
             raise InputError(f"No such file or folder: {src}")
     if args.device == "cuda":
@@ -33,14 +36,27 @@ def check_train_args(args) -> None:
 
         if not torch.cuda.is_available():
             raise InputError("--device cuda: this torch build or machine has no CUDA GPU; use --device cpu.")
-    out = Path(args.out)
-    weights = out if out.suffix == ".safetensors" else out.with_name(out.name + ".safetensors")
-    if not weights.parent.is_dir():
-        raise InputError(f"The output folder '{weights.parent}' does not exist.")
-    if args.base and Path(args.base).suffix == ".safetensors" and Path(args.base).resolve() == weights.resolve():
+    if args.base:  # a misspelt base fails now, not after the data is read
+        from .core.errors import ModelLoadError
+        from .core.modelfile import resolve
+
+        try:
+            base = resolve(args.base).resolve()
+        except ModelLoadError as exc:
+            raise InputError(f"--base: {exc}") from None
+    if os.environ.get("RANK", "0") != "0":
+        return  # only rank 0 writes the model and checkpoints: other nodes may not see those paths
+    if args.val and not Path(args.val).exists():  # only rank 0 validates
+        raise InputError(f"No such file or folder: {args.val}")
+    weights = model_paths(args.out)[0]  # as the save names it
+    if args.base and base == weights.resolve():
         raise InputError(f"--out '{args.out}' would replace the --base model; name another output.")
     if weights.exists() and not args.overwrite:
         raise InputError(f"'{weights}' already exists; pass --overwrite to replace it.")
+    try:
+        weights.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"Cannot create the output folder '{weights.parent}': {exc.strerror or exc}.") from None
     for flag in ("checkpoint_dir", "cache_dir"):
         folder = getattr(args, flag)
         if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
@@ -94,7 +110,10 @@ def _train(args, ctx) -> int:
     t0 = time.time()
     if not main_rank:
         ctx.barrier()  # rank 0 reads first and fills the cache; the others then read the cache
-    images = load_array([Path(p) for p in args.data], size=args.size, cache_dir=cache)
+    try:
+        images = load_array([Path(p) for p in args.data], size=args.size, cache_dir=cache)
+    except (tarfile.TarError, EOFError) as exc:
+        raise ColorizeError(f"Cannot read the training data: a tar is truncated or not a tar file ({exc}).") from None
     if main_rank:
         ctx.barrier()
         print(f"training images: {len(images)} (gray and sepia ones dropped), read in {time.time() - t0:.0f}s",
@@ -102,7 +121,10 @@ def _train(args, ctx) -> int:
     val = None
     if args.val and main_rank:  # only rank 0 validates
         # photos of any shapes (portrait and landscape); none (--val-count 0): no validation
-        val = [rgb for _, rgb in itertools.islice(iter_images(args.val), args.val_count)] or None
+        try:
+            val = [rgb for _, rgb in itertools.islice(iter_images(args.val), args.val_count)] or None
+        except (tarfile.TarError, EOFError) as exc:
+            raise ColorizeError(f"Cannot read '{args.val}': it is truncated or not a tar file ({exc}).") from None
     if args.base:
         model = copy.deepcopy(load(args.base))
         if args.regression:

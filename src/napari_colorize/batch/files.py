@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.arrays import check_number
+from ..core.arrays import check_number, to_dtype
 from ..core.atomic import atomic_write, clean_stale, remove, temp_path
 from ..core.data import MAX_PIXELS, check_pixels, open_pil
 from ..core.errors import ColorizeError, InputError
@@ -106,13 +106,13 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, resolution: dict | Non
         if suffix in (".tif", ".tiff"):
             import tifffile
 
-            tifffile.imwrite(tmp, (np.clip(rgb, 0, 1) * 65535 + 0.5).astype(np.uint16), photometric="rgb",
+            tifffile.imwrite(tmp, to_dtype(rgb, np.uint16), photometric="rgb",
                              **(resolution or {}))
         else:
             from PIL import Image
 
             # the format by name: the temporary's suffix says nothing
-            Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)).save(
+            Image.fromarray(to_dtype(rgb, np.uint8)).save(
                 tmp, format="JPEG" if suffix in (".jpg", ".jpeg") else "PNG"
             )
 

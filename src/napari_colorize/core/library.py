@@ -53,7 +53,13 @@ def check_model_name(name: str) -> str:
                          "starting with a letter or digit, at most 80 characters.")
     if (bundled_dir() / f"{name}.safetensors").exists():
         raise InputError(f"'{name}' is the name of a bundled model; choose another name.")
-    if name.lower().endswith(".json"):  # it would be saved as another name, beside its card
+    return name
+
+
+def _check_new_name(name: str) -> str:
+    """A usable name for a model to be written (not ending in .json: it would be saved as another)."""
+    name = check_model_name(name)
+    if name.lower().endswith(".json"):
         raise InputError(f"'{name}' ends in .json, the card's suffix; name the model without it.")
     return name
 
@@ -91,7 +97,7 @@ def _user_model(name: str) -> Path:
 
 def save_user_model(model: Colorizer, name: str, overwrite: bool = False) -> Path:
     """Save ``model`` as ``name`` in the user's model folder (atomically) and tell listeners."""
-    name = check_model_name(name)
+    name = _check_new_name(name)
     if user_dir().exists() and not user_dir().is_dir():
         raise InputError(f"The user model folder '{user_dir()}' is a file (NAPARI_COLORIZE_MODEL_DIR?).")
     weights, card = model_paths(user_dir() / name)
@@ -106,7 +112,7 @@ def save_user_model(model: Colorizer, name: str, overwrite: bool = False) -> Pat
 def rename_model(old: str, new: str) -> Path:
     """Rename one of the user's models (weights, card and any checkpoint); returns the new weights path."""
     src = _user_model(old)
-    new = check_model_name(new)
+    new = _check_new_name(new)
     dst, dst_card = model_paths(user_dir() / new)
     if new in available_models() or dst.exists() or dst_card.exists():
         raise InputError(f"A model named '{new}' exists already.")
@@ -179,7 +185,7 @@ def import_model(path: str | os.PathLike, name: str | None = None) -> str:
     if not src.is_file():
         raise InputError(f"No model file at '{src}'.")
     load(src)  # raises ModelLoadError for anything that is not a valid napari-colorize model
-    name = check_model_name(name or src.name[: -len(".safetensors")])
+    name = _check_new_name(name or src.name[: -len(".safetensors")])
     if name in available_models():
         raise InputError(f"A model named '{name}' exists already; import it under another name.")
     target, target_card = model_paths(user_dir() / name)
