@@ -190,3 +190,14 @@ def test_a_tiffs_pixel_size_tags_stay_with_its_result(tmp_path):
         assert tif.series[0].shape == (2, 24, 32, 3)
     with tifffile.TiffFile(tmp_path / "o" / "plain_colorized.tif") as tif:
         assert tif.pages.first.resolution == (1.0, 1.0)  # tifffile's default where the input had none
+
+
+def test_an_rgba_zarr_is_colorized_from_its_rgb_as_an_rgba_png_is(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    rgba = np.random.default_rng(0).integers(0, 255, (24, 32, 4), dtype=np.uint8)
+    zarr.open_array(store=str(tmp_path / "in.zarr"), mode="w", shape=rgba.shape, dtype=np.uint8)[:] = rgba
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "in.png")
+    assert main(["colorize", str(tmp_path / "in.zarr"), str(tmp_path / "in.png"), "-o", str(tmp_path / "o")]) == 0
+    from_zarr = zarr.open_array(str(tmp_path / "o" / "in_colorized.zarr"), mode="r")[:]
+    assert from_zarr.shape == (24, 32, 3)
+    np.testing.assert_array_equal(from_zarr, read_image(tmp_path / "o" / "in_colorized.png"))

@@ -69,6 +69,8 @@ def colorize_zarr_plane_task(job: int, src: str, tmp: str, index: tuple[int, ...
 
     try:
         plane = np.asarray(zarr.open_array(store=src, mode="r")[index])
+        if plane.ndim == 3 and plane.shape[-1] == 4:
+            plane = plane[..., :3]
         rgb = colorize(plane, model=model, temperature=temperature)
     except Exception as exc:  # noqa: BLE001
         return job, f"plane {index}: {describe(exc)}"
@@ -112,8 +114,9 @@ def plan_zarr(job: Job, key: int, model, temperature, max_pixels: int = MAX_PIXE
         names = ", ".join(sorted(k for k, _ in arr.arrays())) or "none"
         job.error = f"is a zarr group; name one of its arrays (found: {names}) as the input"
         return []
+    rgba = arr.ndim >= 3 and arr.shape[-1] == 4  # alpha does not carry luminance: dropped, as for files
     try:
-        is_rgb = check_image(arr, values=False)
+        is_rgb = rgba or check_image(arr, values=False)
     except ColorizeError as exc:
         job.error = str(exc)
         return []
