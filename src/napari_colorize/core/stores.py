@@ -69,7 +69,11 @@ def source_paths(image) -> list[Path]:
     reads. A dask array made from a memmap holds copies of its chunks that do not name the file."""
     objs = [image]
     if hasattr(image, "__dask_graph__"):
-        objs += [v for v in dict(image.__dask_graph__()).values() if hasattr(v, "shape")]
+        graph = image.__dask_graph__()
+        layers = getattr(graph, "layers", None)
+        if layers is not None:  # dask keeps a wrapped array in its own "original-" layer: read only those
+            graph = {k: v for name, layer in layers.items() if name.startswith("original-") for k, v in layer.items()}
+        objs += [v for v in dict(graph).values() if hasattr(v, "shape")]
     found = []
     for o in objs:
         if isinstance(o, np.memmap) and getattr(o, "filename", None):
