@@ -112,11 +112,11 @@ def write(result, path, *, dtype=None, scale=None, units=None, lead_axes=None,
     """
     zarr = _import()
     path = Path(path)
-    dt, axes, sizes = check_write(path, result.ndim, dtype, scale, lead_axes)
     lead = None if lead_axes is None else list(lead_axes)
+    dt, axes, sizes = check_write(path, result.ndim, dtype, scale, lead)
     unit_map = units if isinstance(units, dict) else {a: units for a in ("y", "x")} if units else {}
     unit_map = {a: u for a, u in unit_map.items() if a in axes and a != "c" and u}
-    return _write(zarr, result, path, dt, (axes, _memory_axes(result.ndim, lead)), sizes, unit_map or None, chunk)
+    return _write(zarr, result, path, dt, axes, _memory_axes(result.ndim, lead), sizes, unit_map or None, chunk)
 
 
 def check_write(path, ndim: int, dtype=None, scale=None, lead_axes=None):
@@ -143,7 +143,7 @@ def write_steps(shape, chunk: int = 1024) -> int:
     return pieces + _levels(shape) - 1
 
 
-def _write(zarr, result, path: Path, dt, axes, sizes, units, chunk):
+def _write(zarr, result, path: Path, dt, axes, mem_axes, sizes, units, chunk):
     import dask.array as da
     from ome_zarr.writer import write_multiscales_metadata
 
@@ -157,7 +157,6 @@ def _write(zarr, result, path: Path, dt, axes, sizes, units, chunk):
     pieces = [(slice(r0, min(h, r0 + chunk)),) for r0 in range(0, h, chunk)] if not lead \
         else list(np.ndindex(*lead))
     total = write_steps(result.shape, chunk)
-    axes, mem_axes = axes
     size_of = dict(zip(mem_axes[:-1], sizes, strict=True))
     try:
         group = zarr.open_group(str(tmp), mode="w")

@@ -32,9 +32,9 @@ def _walk(top: Path) -> list[Path]:
     found = []
     for root, dirs, files in os.walk(top):
         r = Path(root)
-        stores = {d for d in dirs if zarr_node(r / d) is not None}
-        dirs[:] = [d for d in dirs if d not in stores]
-        found += [r / d for d in stores if zarr_node(r / d) == "array" or is_ome_image(r / d)]
+        nodes = {d: zarr_node(r / d) for d in dirs}
+        dirs[:] = [d for d in dirs if nodes[d] is None]
+        found += [r / d for d, n in nodes.items() if n == "array" or (n == "group" and is_ome_image(r / d))]
         found += [r / f for f in files if (r / f).is_file()]  # not a broken link
     return found
 
@@ -49,8 +49,8 @@ def expand_inputs(inputs: list[str], output: str | os.PathLike | None = None) ->
     """
     out_dir = Path(output).resolve() if output is not None else None
 
-    def wanted(f: Path) -> bool:
-        if f.name.startswith(".") or not (is_zarr(f) or f.suffix.lower() in READ_SUFFIXES):
+    def wanted(f: Path) -> bool:  # f: a file, or a zarr store _walk found
+        if f.name.startswith(".") or not (f.suffix.lower() in READ_SUFFIXES or f.is_dir()):
             return False
         return not (out_dir is not None and OUTPUT_NAME.match(f.name) and f.parent.resolve() == out_dir)
 

@@ -56,11 +56,10 @@ def check_replaceable(path: str | os.PathLike, kind: str) -> None:
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         return
-    ok = zarr_node(path) == "array" if kind == "array" else is_ome_image(path)
-    if not ok:
+    node = zarr_node(path)
+    if not (node == "array" if kind == "array" else is_ome_image(path)):
         what = "a zarr array" if kind == "array" else "an OME-Zarr image"
-        found = {"group": "a zarr group", "array": "a zarr array"}.get(zarr_node(path) or "",
-                                                                      "a folder" if path.is_dir() else "a file")
+        found = f"a zarr {node}" if node else "a folder" if path.is_dir() else "a file"
         raise InputError(f"'{path}' is {found}, not {what}: it is never replaced; name a new output.")
 
 

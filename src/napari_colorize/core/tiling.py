@@ -345,6 +345,6 @@ def array_writer(out, index: tuple = ()) -> Callable[[slice, slice, np.ndarray],
     dtype = np.dtype(out.dtype)
 
     def write(rows: slice, cols: slice, rgb: np.ndarray) -> None:
-        out[index + (rows, cols)] = to_dtype(rgb, dtype) if np.issubdtype(dtype, np.integer) else rgb
+        out[index + (rows, cols)] = to_dtype(rgb, dtype)
 
     return write
